@@ -1,0 +1,131 @@
+"""Profiles: every setting that changes results, validated, and recorded with each run.
+
+A profile is a YAML file (``configs/default.yaml`` and friends) holding the hyper-parameters;
+code holds none of them. Each stage hashes only its own section, so changing, say, the
+segmentation gap re-runs segmentation and loading but not the models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+PROFILE_NAMES = ("default", "workstation", "nightly")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(
+            json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        ).hexdigest()
+
+
+class ExtractConfig(Section):
+    sample_rate: int = 16_000
+    audio_stream: int = Field(0, ge=0, description="index among the file's audio streams")
+
+
+class AsrConfig(Section):
+    model: str = "whisper-base"
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    compute_type: str = "int8"
+    cpu_threads: int = Field(1, ge=0)
+    language: str | None = "fi"  # None: let Whisper detect it
+    beam_size: int = Field(5, ge=1)
+    vad_filter: bool = True
+    condition_on_previous_text: bool = False
+    batch_size: int = Field(0, ge=0, description="0: sequential; >0: BatchedInferencePipeline")
+    repetition_min_repeats: int = Field(4, ge=2, description="an n-gram repeated this often is a loop")
+    repetition_max_ngram: int = Field(4, ge=1)
+    repetition_action: Literal["drop", "flag"] = "drop"
+
+
+class DiarizationConfig(Section):
+    pipeline: str | None = None  # a pyannote pipeline name or folder; None: the offline models
+    segmentation: str = "pyannote-segmentation-v2"
+    embedding: str = "resemblyzer-ge2e"
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    threads: int = Field(2, ge=1)
+    segmentation_threshold: float = Field(0.5, gt=0, lt=1)
+    min_duration_off: float = Field(0.0, ge=0)
+    segmentation_step: float = Field(0.1, gt=0, le=1)
+    embedding_exclude_overlap: bool = False
+    batch_size: int = Field(32, ge=1)
+    num_speakers: int | None = Field(None, ge=1)
+    min_speakers: int = Field(1, ge=1)
+    max_speakers: int = Field(11, ge=1)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "DiarizationConfig":
+        if self.min_speakers > self.max_speakers:
+            raise ValueError("min_speakers must not exceed max_speakers")
+        return self
+
+
+class AlignConfig(Section):
+    # A word counts as overlapped when at least this share of it has two or more speakers.
+    overlap_min_fraction: float = Field(0.5, gt=0, le=1)
+
+
+class SegmentConfig(Section):
+    max_pause: float = Field(1.5, gt=0, description="a longer pause by the same speaker splits")
+
+
+class MetadataConfig(Section):
+    # Named groups group, session, date, speakers are read from the file name.
+    filename_pattern: str | None = None
+
+    @field_validator("filename_pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            import re
+
+            re.compile(value)
+        return value
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "default"
+    description: str = ""
+    allow_downloads: bool = False
+    hf_token_env: str = "HF_TOKEN"
+    extract: ExtractConfig = ExtractConfig()
+    asr: AsrConfig = AsrConfig()
+    diarization: DiarizationConfig = DiarizationConfig()
+    align: AlignConfig = AlignConfig()
+    segment: SegmentConfig = SegmentConfig()
+    metadata: MetadataConfig = MetadataConfig()
+
+
+def load_profile(name_or_path: str | Path = "default", overrides: dict | None = None) -> Profile:
+    """Read a profile by name (from ``configs/``) or path, then apply dotted overrides.
+
+    >>> load_profile("default", {"segment.max_pause": 2.0}).segment.max_pause
+    2.0
+    """
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = CONFIG_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such profile (known: {', '.join(PROFILE_NAMES)})")
+    data = yaml.safe_load(path.read_text()) or {}
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return Profile.model_validate(data)

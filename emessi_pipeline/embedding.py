@@ -1,0 +1,130 @@
+"""The Resemblyzer GE2E speaker encoder as a pyannote.audio embedding model.
+
+pyannote's diarisation pipeline asks its embedding model for one vector per (chunk, local
+speaker), passing the chunk's waveform and a frame mask of where that speaker talks. GE2E
+was trained on 1.6 s partial utterances of a (non-log) 40-band mel spectrogram, so the
+speaker's masked frames are gathered, cut into 1.6 s partials with 50 % overlap, embedded,
+and averaged, as Resemblyzer's own ``embed_utterance`` does for a whole utterance.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from pyannote.audio import Model
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+SAMPLE_RATE = 16_000
+N_FFT = 400  # 25 ms window
+HOP = 160  # 10 ms step
+N_MELS = 40
+PARTIAL_FRAMES = 160  # 1.6 s
+PARTIAL_STEP = 80
+MIN_FRAMES = 10  # below 0.1 s of a speaker there is no voice to embed
+TARGET_DBFS = -30.0
+
+
+def _melscale_fbanks() -> torch.Tensor:
+    # Slaney-style mel filters, the librosa default Resemblyzer was trained with.
+    from torchaudio.functional import melscale_fbanks
+
+    return melscale_fbanks(
+        N_FFT // 2 + 1, 0.0, SAMPLE_RATE / 2, N_MELS, SAMPLE_RATE, norm="slaney", mel_scale="slaney"
+    )
+
+
+class ResemblyzerEmbedding(Model):
+    """GE2E speaker encoder (3-layer LSTM, 256-d output) with pyannote's Model interface."""
+
+    def __init__(self, checkpoint: Path | str | None = None):
+        super().__init__(sample_rate=SAMPLE_RATE, num_channels=1)
+        self.lstm = nn.LSTM(N_MELS, 256, 3, batch_first=True)
+        self.linear = nn.Linear(256, 256)
+        self.register_buffer("fbanks", _melscale_fbanks(), persistent=False)
+        self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
+        if checkpoint is not None:
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)["model_state"]
+            self.load_state_dict(
+                {k: v for k, v in state.items() if k.startswith(("lstm.", "linear."))}, strict=False
+            )
+        self.eval()
+
+    @cached_property
+    def dimension(self) -> int:
+        return 256
+
+    def mel(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """(batch, samples) -> (batch, frames, 40) mel power spectrogram."""
+        spec = torch.stft(
+            waveforms,
+            N_FFT,
+            HOP,
+            window=self.window,
+            center=True,
+            pad_mode="constant",
+            return_complex=True,
+        )
+        power = spec.abs().pow(2).transpose(1, 2)
+        return power @ self.fbanks
+
+    def forward(self, waveforms: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        if waveforms.shape[-1] < N_FFT:
+            raise ValueError("waveform shorter than one 25 ms analysis window")
+        mels = self.mel(waveforms[:, 0])
+        frame_energy = self.mel_frame_energy(waveforms[:, 0], mels.shape[1])
+        batch, frames, _ = mels.shape
+        if weights is None:
+            keep = torch.ones(batch, frames, dtype=torch.bool, device=mels.device)
+        else:
+            keep = F.interpolate(weights[:, None].float(), size=frames, mode="nearest")[:, 0] > 0.5
+        partials, owners = [], []
+        for b in range(batch):
+            selected = mels[b][keep[b]]
+            if selected.shape[0] < MIN_FRAMES:
+                continue
+            gain = self._gain(frame_energy[b][keep[b]])
+            for piece in _partials(selected * gain):
+                partials.append(piece)
+                owners.append(b)
+        out = torch.full((batch, 256), float("nan"), device=mels.device)
+        if partials:
+            embeds = self._embed_partials(partials)
+            owners_t = torch.tensor(owners, device=mels.device)
+            summed = torch.zeros(batch, 256, device=mels.device).index_add_(0, owners_t, embeds)
+            present = torch.unique(owners_t)
+            out[present] = F.normalize(summed[present], dim=1)
+        return out
+
+    @staticmethod
+    def mel_frame_energy(waveforms: torch.Tensor, frames: int) -> torch.Tensor:
+        padded = F.pad(waveforms, (N_FFT // 2, N_FFT // 2))
+        windows = padded.unfold(-1, N_FFT, HOP)[:, :frames]
+        return windows.pow(2).mean(-1)
+
+    @staticmethod
+    def _gain(energy: torch.Tensor) -> torch.Tensor:
+        # Resemblyzer raises quiet speech to -30 dBFS (never lowers it); the mel is a power
+        # spectrum, so the waveform gain enters squared.
+        dbfs = 10 * torch.log10(energy.mean().clamp_min(1e-10))
+        return torch.clamp(10 ** ((TARGET_DBFS - dbfs) / 10), min=1.0)
+
+    def _embed_partials(self, partials: list[torch.Tensor]) -> torch.Tensor:
+        lengths = torch.tensor([p.shape[0] for p in partials])
+        padded = nn.utils.rnn.pad_sequence(partials, batch_first=True)
+        packed = pack_padded_sequence(padded, lengths, batch_first=True, enforce_sorted=False)
+        _, (hidden, _) = self.lstm(packed)
+        return F.normalize(F.relu(self.linear(hidden[-1])), dim=1)
+
+
+def _partials(frames: torch.Tensor) -> list[torch.Tensor]:
+    total = frames.shape[0]
+    if total <= PARTIAL_FRAMES:
+        return [frames]
+    starts = list(range(0, total - PARTIAL_FRAMES + 1, PARTIAL_STEP))
+    if starts[-1] + PARTIAL_FRAMES < total:
+        starts.append(total - PARTIAL_FRAMES)
+    return [frames[s : s + PARTIAL_FRAMES] for s in starts]
