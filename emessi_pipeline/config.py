@@ -43,7 +43,7 @@ class AsrConfig(Section):
     vad_filter: bool = True
     condition_on_previous_text: bool = False
     batch_size: int = Field(0, ge=0, description="0: sequential; >0: BatchedInferencePipeline")
-    repetition_min_repeats: int = Field(4, ge=2, description="an n-gram repeated this often is a loop")
+    repetition_min_repeats: int = Field(5, ge=2, description="an n-gram repeated this often is a loop")
     repetition_max_ngram: int = Field(4, ge=1)
     repetition_action: Literal["drop", "flag"] = "drop"
 

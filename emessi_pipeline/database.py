@@ -1,0 +1,270 @@
+"""The research dataset in DuckDB: recordings, speakers, observations, words.
+
+Loading is one transaction per recording, so a recording is either fully there or not at all.
+Nothing is ever deleted by a load: re-processing a recording with other parameters adds a new
+observation set and marks it current; the old set, and anything coded on it, stays.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from .manifest import RecordingMeta
+from .records import Alignment, Diarization, MediaInfo, Observations, Transcript
+
+SCHEMA_VERSION = "1"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_info (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY, started_at TIMESTAMP, finished_at TIMESTAMP,
+    tool_version VARCHAR, profile VARCHAR, config JSON, models JSON, status VARCHAR, summary JSON);
+CREATE TABLE IF NOT EXISTS recordings (
+    recording_id VARCHAR PRIMARY KEY, name VARCHAR, path VARCHAR, content_sha256 VARCHAR,
+    size_bytes BIGINT, duration_s DOUBLE, container VARCHAR, audio_codec VARCHAR,
+    source_sample_rate INTEGER, source_channels INTEGER, audio_streams INTEGER,
+    video_streams INTEGER, audio_stream INTEGER, group_id VARCHAR, session_no INTEGER,
+    session_date DATE, expected_speakers INTEGER, language VARCHAR, current_set_id VARCHAR,
+    first_loaded_at TIMESTAMP, last_loaded_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS recording_files (
+    path VARCHAR PRIMARY KEY, recording_id VARCHAR, last_seen_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS observation_sets (
+    set_id VARCHAR PRIMARY KEY, recording_id VARCHAR, run_id VARCHAR, created_at TIMESTAMP,
+    asr_model VARCHAR, diarization_model VARCHAR, params JSON, speaker_count INTEGER,
+    speakers_requested INTEGER, observation_count INTEGER, word_count INTEGER,
+    dropped_loop_words INTEGER);
+CREATE TABLE IF NOT EXISTS speakers (
+    set_id VARCHAR, recording_id VARCHAR, speaker_label VARCHAR, talk_time_s DOUBLE,
+    observation_count INTEGER, word_count INTEGER, PRIMARY KEY (set_id, speaker_label));
+CREATE TABLE IF NOT EXISTS observations (
+    observation_id VARCHAR PRIMARY KEY, set_id VARCHAR, recording_id VARCHAR, seq INTEGER,
+    speaker_label VARCHAR, start_s DOUBLE, end_s DOUBLE, duration_s DOUBLE, text VARCHAR,
+    word_count INTEGER, mean_word_prob DOUBLE, overlap BOOLEAN, repetition_loop BOOLEAN);
+CREATE TABLE IF NOT EXISTS words (
+    set_id VARCHAR, word_index INTEGER, recording_id VARCHAR, observation_id VARCHAR,
+    start_s DOUBLE, end_s DOUBLE, text VARCHAR, probability DOUBLE, speaker_label VARCHAR,
+    overlap BOOLEAN, in_gap BOOLEAN, repetition_loop BOOLEAN, PRIMARY KEY (set_id, word_index));
+CREATE TABLE IF NOT EXISTS speaker_turns (
+    set_id VARCHAR, recording_id VARCHAR, kind VARCHAR, start_s DOUBLE, end_s DOUBLE,
+    speaker_label VARCHAR);
+CREATE TABLE IF NOT EXISTS failures (
+    run_id VARCHAR, failed_at TIMESTAMP, path VARCHAR, recording_id VARCHAR, stage VARCHAR,
+    message VARCHAR);
+CREATE OR REPLACE VIEW current_observations AS
+    SELECT o.*, r.name AS recording_name, r.group_id, r.session_no
+    FROM observations o JOIN recordings r
+      ON o.recording_id = r.recording_id AND o.set_id = r.current_set_id;
+CREATE OR REPLACE VIEW current_words AS
+    SELECT w.* FROM words w JOIN recordings r
+      ON w.recording_id = r.recording_id AND w.set_id = r.current_set_id;
+CREATE OR REPLACE VIEW current_speakers AS
+    SELECT s.* FROM speakers s JOIN recordings r
+      ON s.recording_id = r.recording_id AND s.set_id = r.current_set_id;
+"""
+
+
+class DatabaseBusyError(RuntimeError):
+    """Another program holds the DuckDB file open for writing."""
+
+
+def connect(path: Path, read_only: bool = False, wait: float = 0.0) -> duckdb.DuckDBPyConnection:
+    """Open the dataset, creating the schema on first write; wait up to *wait* s for a lock."""
+    if read_only and not Path(path).exists():
+        raise FileNotFoundError(f"{path}: no such database (run `emessi ingest` first)")
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower():
+                raise
+            if time.monotonic() >= deadline:
+                raise DatabaseBusyError(
+                    f"{path}: the database is open in another program (DuckDB allows one "
+                    f"writer); close it, or pass --wait SECONDS to retry"
+                ) from None
+            time.sleep(0.5)
+    if not read_only:
+        con.execute(SCHEMA)
+        con.execute("INSERT OR REPLACE INTO schema_info VALUES ('schema_version', ?)", [SCHEMA_VERSION])
+    return con
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+@dataclass(frozen=True)
+class LoadedRecording:
+    recording_id: str
+    name: str
+    path: Path
+    sha256: str
+    media: MediaInfo
+    meta: RecordingMeta
+    transcript: Transcript
+    diarization: Diarization
+    alignment: Alignment
+    observations: Observations
+    set_params: dict
+    asr_model: str
+    diarization_model: str
+
+
+def load_recording(con: duckdb.DuckDBPyConnection, item: LoadedRecording, run_id: str) -> bool:
+    """Load one recording's observation set; returns False when that set was already there."""
+    now = dt.datetime.now()
+    set_id = item.observations.set_id
+    with transaction(con):
+        _upsert_recording(con, item, now)
+        exists = con.execute("SELECT 1 FROM observation_sets WHERE set_id = ?", [set_id]).fetchone()
+        if not exists:
+            _insert_set(con, item, run_id, now)
+        con.execute(
+            "UPDATE recordings SET current_set_id = ?, last_loaded_at = ? WHERE recording_id = ?",
+            [set_id, now, item.recording_id],
+        )
+    return not exists
+
+
+def _upsert_recording(con, item: LoadedRecording, now: dt.datetime) -> None:
+    m, meta = item.media, item.meta
+    values = [
+        item.recording_id, item.name, str(item.path), item.sha256, item.path.stat().st_size,
+        m.duration, m.container, m.codec, m.sample_rate, m.channels, m.audio_streams,
+        m.video_streams, m.stream_index, meta.group, meta.session, meta.date, meta.speakers,
+        item.transcript.language, now,
+    ]  # fmt: skip
+    con.execute(
+        """INSERT INTO recordings (recording_id, name, path, content_sha256, size_bytes,
+               duration_s, container, audio_codec, source_sample_rate, source_channels,
+               audio_streams, video_streams, audio_stream, group_id, session_no, session_date,
+               expected_speakers, language, first_loaded_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (recording_id) DO UPDATE SET
+               name = excluded.name, path = excluded.path, duration_s = excluded.duration_s,
+               group_id = coalesce(excluded.group_id, recordings.group_id),
+               session_no = coalesce(excluded.session_no, recordings.session_no),
+               session_date = coalesce(excluded.session_date, recordings.session_date),
+               expected_speakers = coalesce(excluded.expected_speakers, recordings.expected_speakers),
+               language = excluded.language""",
+        values,
+    )
+    con.execute(
+        "INSERT OR REPLACE INTO recording_files VALUES (?, ?, ?)",
+        [str(item.path.resolve()), item.recording_id, now],
+    )
+
+
+def _insert_set(con, item: LoadedRecording, run_id: str, now: dt.datetime) -> None:
+    set_id, rid = item.observations.set_id, item.recording_id
+    observations = item.observations.observations
+    words = item.alignment.words
+    con.execute(
+        "INSERT INTO observation_sets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            set_id, rid, run_id, now, item.asr_model, item.diarization_model,
+            json.dumps(item.set_params, sort_keys=True), len(item.diarization.speakers),
+            item.diarization.num_speakers_requested, len(observations), len(words),
+            item.transcript.dropped_loop_words,
+        ],  # fmt: skip
+    )
+    word_owner = [""] * len(words)
+    for o in observations:
+        word_owner[o.word_start : o.word_end] = [o.observation_id] * (o.word_end - o.word_start)
+    frames = {
+        "observations": pd.DataFrame(
+            {
+                "observation_id": [o.observation_id for o in observations],
+                "set_id": set_id,
+                "recording_id": rid,
+                "seq": [o.seq for o in observations],
+                "speaker_label": [o.speaker for o in observations],
+                "start_s": [o.start for o in observations],
+                "end_s": [o.end for o in observations],
+                "duration_s": [round(o.end - o.start, 3) for o in observations],
+                "text": [o.text for o in observations],
+                "word_count": [o.word_count for o in observations],
+                "mean_word_prob": [o.mean_word_probability for o in observations],
+                "overlap": [o.overlap for o in observations],
+                "repetition_loop": [any(w.loop for w in words[o.word_start : o.word_end]) for o in observations],
+            }
+        ),
+        "words": pd.DataFrame(
+            {
+                "set_id": set_id,
+                "word_index": range(len(words)),
+                "recording_id": rid,
+                "observation_id": word_owner,
+                "start_s": [w.start for w in words],
+                "end_s": [w.end for w in words],
+                "text": [w.text.strip() for w in words],
+                "probability": [w.probability for w in words],
+                "speaker_label": [w.speaker for w in words],
+                "overlap": [w.overlap for w in words],
+                "in_gap": [w.in_gap for w in words],
+                "repetition_loop": [w.loop for w in words],
+            }
+        ),
+        "speaker_turns": pd.DataFrame(
+            [(set_id, rid, "regular", t.start, t.end, t.speaker) for t in item.diarization.turns]
+            + [(set_id, rid, "exclusive", t.start, t.end, t.speaker) for t in item.diarization.exclusive_turns],
+            columns=["set_id", "recording_id", "kind", "start_s", "end_s", "speaker_label"],
+        ),
+    }
+    for table, frame in frames.items():
+        if len(frame):
+            con.register("frame", frame)
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM frame")
+            con.unregister("frame")
+    _insert_speakers(con, item, set_id)
+
+
+def _insert_speakers(con, item: LoadedRecording, set_id: str) -> None:
+    labels = set(item.diarization.speakers) | {o.speaker for o in item.observations.observations}
+    rows = []
+    for label in sorted(labels):
+        talk = sum(t.end - t.start for t in item.diarization.exclusive_turns if t.speaker == label)
+        mine = [o for o in item.observations.observations if o.speaker == label]
+        rows.append((set_id, item.recording_id, label, round(talk, 3), len(mine), sum(o.word_count for o in mine)))
+    if rows:
+        con.executemany("INSERT INTO speakers VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+
+def record_failure(con, run_id: str, path: Path, recording_id: str | None, stage: str, message: str) -> None:
+    con.execute(
+        "INSERT INTO failures VALUES (?, ?, ?, ?, ?, ?)",
+        [run_id, dt.datetime.now(), str(path), recording_id, stage, message],
+    )
+
+
+def start_run(con, run_id: str, tool_version: str, profile: str, config: dict, models: dict) -> None:
+    con.execute(
+        "INSERT INTO runs (run_id, started_at, tool_version, profile, config, models, status) "
+        "VALUES (?, ?, ?, ?, ?, ?, 'running')",
+        [run_id, dt.datetime.now(), tool_version, profile, json.dumps(config), json.dumps(models)],
+    )
+
+
+def finish_run(con, run_id: str, status: str, summary: dict) -> None:
+    con.execute(
+        "UPDATE runs SET finished_at = ?, status = ?, summary = ? WHERE run_id = ?",
+        [dt.datetime.now(), status, json.dumps(summary), run_id],
+    )

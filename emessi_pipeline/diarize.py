@@ -1,0 +1,183 @@
+"""Who spoke when: pyannote.audio's SpeakerDiarization over the offline or hub models."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import models
+from .config import DiarizationConfig
+from .records import Diarization, SpeakerTurn
+
+StepHook = Callable[[str, int | None, int | None], None]  # step, completed, total
+
+
+@dataclass(frozen=True)
+class SpeakerCount:
+    num_speakers: int | None = None
+    min_speakers: int | None = None
+    max_speakers: int | None = None
+
+
+def _estimating_kmeans():
+    """KMeans that picks the number of clusters itself when it is not given.
+
+    pyannote's KMeans needs the count; its agglomerative clustering without one fell apart on
+    meeting audio with the offline embeddings. Here k is chosen inside [min, max] by the mean
+    cosine silhouette of the chunk embeddings.
+    """
+    from pyannote.audio.pipelines.clustering import KMeansClustering
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    class EstimatingKMeans(KMeansClustering):
+        expects_num_clusters = False
+        # Below this silhouette no split is convincing: one speaker.
+        min_silhouette = 0.1
+
+        def cluster(self, embeddings, min_clusters=None, max_clusters=None, num_clusters=None):
+            if num_clusters is not None:
+                return super().cluster(embeddings, num_clusters=num_clusters)
+            unit = embeddings / np.linalg.norm(embeddings, axis=-1, keepdims=True)
+            upper = min(max_clusters or 2, len(unit) - 1)
+            best_k, best_score, best_labels = 1, self.min_silhouette, np.zeros(len(unit), int)
+            for k in range(max(2, min_clusters or 1), upper + 1):
+                labels = KMeans(n_clusters=k, n_init=3, random_state=42).fit_predict(unit)
+                score = silhouette_score(unit, labels, metric="cosine")
+                if score > best_score:
+                    best_k, best_score, best_labels = k, score, labels
+            if best_k == 1 and (min_clusters or 1) > 1:
+                return super().cluster(embeddings, num_clusters=min_clusters)
+            return best_labels
+
+    return EstimatingKMeans
+
+
+class Diarizer:
+    """A loaded diarisation pipeline; load once per batch and call per recording."""
+
+    def __init__(self, config: DiarizationConfig, allow_downloads: bool = False, token=None):
+        import torch
+
+        torch.set_num_threads(config.threads)
+        self.config = config
+        if config.pipeline:
+            self.pipeline, self.identity = _hub_pipeline(config.pipeline, allow_downloads, token)
+        else:
+            self.pipeline, self.identity = _offline_pipeline(config)
+        device = _torch_device(config.device)
+        self.pipeline.to(device)
+
+    def __call__(
+        self, waveform: np.ndarray, sample_rate: int, uri: str, count: SpeakerCount,
+        hook: StepHook | None = None,
+    ) -> Diarization:  # fmt: skip
+        import torch
+
+        if waveform.size < sample_rate // 10:
+            return Diarization(speakers=(), turns=(), exclusive_turns=())
+        file = {"waveform": torch.from_numpy(waveform)[None], "sample_rate": sample_rate, "uri": uri}
+        kwargs = {k: v for k, v in vars(count).items() if v is not None}
+        if kwargs.get("num_speakers") is not None:
+            kwargs.pop("min_speakers", None)
+            kwargs.pop("max_speakers", None)
+        output = self.pipeline(file, hook=_pyannote_hook(hook), **kwargs)
+        turns = _turns(output.speaker_diarization)
+        exclusive = _turns(output.exclusive_speaker_diarization)
+        return Diarization(
+            speakers=tuple(sorted(output.speaker_diarization.labels())),
+            turns=turns,
+            exclusive_turns=exclusive,
+            num_speakers_requested=count.num_speakers,
+        )
+
+
+def _turns(annotation) -> tuple[SpeakerTurn, ...]:
+    turns = [
+        SpeakerTurn(start=round(seg.start, 3), end=round(seg.end, 3), speaker=label)
+        for seg, _, label in annotation.itertracks(yield_label=True)
+    ]
+    return tuple(sorted(turns, key=lambda t: (t.start, t.end, t.speaker)))
+
+
+def _pyannote_hook(hook: StepHook | None):
+    if hook is None:
+        return None
+
+    def call(step_name, step_artifact, file=None, total=None, completed=None):
+        hook(step_name, completed, total)
+
+    return call
+
+
+def _torch_device(name: str):
+    import torch
+
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def _offline_pipeline(config: DiarizationConfig):
+    from pyannote.audio import Model
+    from pyannote.audio.core.plda import PLDA
+    from pyannote.audio.pipelines import SpeakerDiarization
+
+    from .embedding import ResemblyzerEmbedding
+
+    seg_dir = models.resolve_shipped(config.segmentation)
+    emb_dir = models.resolve_shipped(config.embedding)
+    segmentation = Model.from_pretrained(str(seg_dir / "pytorch_model.bin"))
+    embedding = ResemblyzerEmbedding(emb_dir / "pretrained.pt")
+    # SpeakerDiarization always loads a PLDA, which only VBx clustering uses and which would
+    # otherwise be fetched from the hub; an empty one is never touched by KMeans.
+    pipeline = SpeakerDiarization(
+        segmentation=segmentation,
+        segmentation_step=config.segmentation_step,
+        embedding=embedding,
+        embedding_exclude_overlap=config.embedding_exclude_overlap,
+        plda=PLDA.__new__(PLDA),
+        clustering="KMeansClustering",
+        embedding_batch_size=config.batch_size,
+        segmentation_batch_size=config.batch_size,
+    )
+    pipeline.clustering = _estimating_kmeans()(metric="cosine")
+    pipeline._expects_num_speakers = False
+    pipeline.instantiate(
+        {
+            "segmentation": {
+                "threshold": config.segmentation_threshold,
+                "min_duration_off": config.min_duration_off,
+            },
+            "clustering": {},
+        }
+    )
+    identity = "+".join(models.SHIPPED_MODELS[n].identity for n in (config.segmentation, config.embedding))
+    return pipeline, identity
+
+
+def _hub_pipeline(name: str, allow_downloads: bool, token):
+    from pyannote.audio import Pipeline
+
+    path = Path(name).expanduser()
+    local = path.is_dir()
+    try:
+        pipeline = Pipeline.from_pretrained(str(path) if local else name, token=token)
+    except Exception as error:  # noqa: BLE001 - pyannote raises many kinds here
+        pipeline, error_text = None, f"{type(error).__name__}: {error}"
+    else:
+        error_text = "pyannote returned no pipeline"
+    if pipeline is None:
+        hint = (
+            "download it once with allow_downloads and a Hugging Face token (HF_TOKEN) after "
+            "accepting its conditions on the hub, or copy the pipeline folder to this machine "
+            "and name its path in the profile's diarization.pipeline"
+        )
+        if not allow_downloads and not local:
+            hint = "downloads are off; " + hint
+        raise models.MissingModelError(f"diarisation pipeline '{name}' could not be loaded ({error_text}); {hint}")
+    identity = models.path_identity(path) if local else name
+    return pipeline, identity

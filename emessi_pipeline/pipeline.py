@@ -1,0 +1,385 @@
+"""The ingest chain: extract → transcribe → diarize → align → segment → load.
+
+Each stage is a function from cached input artifacts to a cached output artifact; models are
+loaded once per batch and only when some recording actually needs them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, audio, database, privacy
+from .align import align
+from .config import Profile
+from .diarize import Diarizer, SpeakerCount
+from .manifest import RecordingMeta, find_manifest, metadata_for, read_manifest
+from .records import Alignment, Diarization, MediaInfo, Observations, Transcript
+from .segment import observation_set_id, segment
+from .transcribe import load_model, transcribe
+from .workspace import ContentIndex, Workspace, stage_key
+
+STAGES = ("extract", "transcribe", "diarize", "align", "segment", "load")
+# Bump a stage's version when its code changes what it produces: its cache then misses.
+STAGE_VERSIONS = {"extract": 1, "transcribe": 1, "diarize": 1, "align": 1, "segment": 1}
+# Settings that change speed, not results, stay out of the cache keys.
+SPEED_ONLY = {"asr": {"cpu_threads", "device"}, "diarization": {"threads", "batch_size", "device"}}
+
+
+class StageError(RuntimeError):
+    def __init__(self, stage: str, message: str):
+        super().__init__(message)
+        self.stage = stage
+
+
+@dataclass
+class RecordingResult:
+    path: str
+    status: str  # "done", "unchanged" or "failed"
+    recording_id: str | None = None
+    stage: str | None = None  # where it failed
+    message: str | None = None
+    duration_s: float = 0.0
+    speakers: int = 0
+    observations: int = 0
+    words: int = 0
+    computed: list[str] = field(default_factory=list)  # stages that ran (not cached)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class IngestSummary:
+    run_id: str
+    database: str | None
+    workspace: str
+    results: list[RecordingResult]
+    wall_seconds: float
+    models: dict[str, str]
+
+    @property
+    def failed(self) -> list[RecordingResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+    @property
+    def audio_seconds(self) -> float:
+        return sum(r.duration_s for r in self.results if r.status != "failed")
+
+    def to_dict(self) -> dict:
+        audio_s = self.audio_seconds
+        stage_totals: dict[str, float] = {}
+        for r in self.results:
+            for stage, seconds in r.stage_seconds.items():
+                stage_totals[stage] = round(stage_totals.get(stage, 0.0) + seconds, 3)
+        return {
+            "run_id": self.run_id,
+            "database": self.database,
+            "workspace": self.workspace,
+            "recordings": len(self.results),
+            "done": sum(r.status == "done" for r in self.results),
+            "unchanged": sum(r.status == "unchanged" for r in self.results),
+            "failed": len(self.failed),
+            "audio_seconds": round(audio_s, 3),
+            "speakers": sum(r.speakers for r in self.results),
+            "observations": sum(r.observations for r in self.results),
+            "words": sum(r.words for r in self.results),
+            "wall_seconds": round(self.wall_seconds, 3),
+            "real_time_factor": round(self.wall_seconds / audio_s, 4) if audio_s else None,
+            "stage_seconds": stage_totals,
+            "models": self.models,
+            "results": [asdict(r) for r in self.results],
+        }
+
+
+class Reporter:
+    """Progress callbacks; the CLI draws them with rich, the API default stays silent."""
+
+    def start(self, total: int) -> None: ...
+    def file_started(self, path: Path) -> None: ...
+    def stage(self, path: Path, stage: str, completed: float | None = None, total: float | None = None) -> None: ...
+    def file_finished(self, result: RecordingResult) -> None: ...
+
+
+def _section(profile: Profile, name: str) -> dict:
+    data = getattr(profile, name).model_dump(mode="json")
+    for key in SPEED_ONLY.get(name, ()):
+        data.pop(key, None)
+    return data
+
+
+class Ingestor:
+    """Runs the chain over recordings; reusable across calls so models load once."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        workspace: Path,
+        database_path: Path | None = None,
+        reporter: Reporter | None = None,
+        speaker_count: SpeakerCount | None = None,
+        db_wait: float = 0.0,
+    ):
+        privacy.lock_down(profile.allow_downloads)
+        self.profile = profile
+        self.workspace = Workspace(workspace)
+        self.database_path = database_path
+        self.reporter = reporter or Reporter()
+        self.count_override = speaker_count or SpeakerCount()
+        self.db_wait = db_wait
+        self._asr = None
+        self._diarizer = None
+        self.models: dict[str, str] = {}
+
+    # --- models, loaded on first need -------------------------------------------------------
+
+    def asr(self):
+        if self._asr is None:
+            self._asr, resolved = load_model(self.profile.asr, self.profile.allow_downloads)
+            self.models["asr"] = resolved.identity
+        return self._asr
+
+    def asr_identity(self) -> str:
+        from .transcribe import resolve_model
+
+        if "asr" not in self.models:
+            self.models["asr"] = resolve_model(self.profile.asr, self.profile.allow_downloads).identity
+        return self.models["asr"]
+
+    def diarizer(self) -> Diarizer:
+        if self._diarizer is None:
+            token = os.environ.get(self.profile.hf_token_env)
+            self._diarizer = Diarizer(self.profile.diarization, self.profile.allow_downloads, token)
+            self.models["diarization"] = self._diarizer.identity
+        return self._diarizer
+
+    def diarization_identity(self) -> str:
+        cfg = self.profile.diarization
+        if "diarization" not in self.models:
+            if cfg.pipeline:
+                self.diarizer()
+            else:
+                from . import models
+
+                ids = [models.SHIPPED_MODELS[n].identity for n in (cfg.segmentation, cfg.embedding)]
+                for name in (cfg.segmentation, cfg.embedding):
+                    models.resolve_shipped(name)
+                self.models["diarization"] = "+".join(ids)
+        return self.models["diarization"]
+
+    # --- the batch ------------------------------------------------------------------------------
+
+    def run(self, source: Path, until: str = "load", manifest_path: Path | None = None) -> IngestSummary:
+        if until not in STAGES:
+            raise ValueError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}")
+        started = time.monotonic()
+        run_id = dt.datetime.now().strftime("%Y%m%dT%H%M%S-") + secrets.token_hex(3)
+        source = Path(source)
+        if not source.exists():
+            raise FileNotFoundError(f"{source}: no such file or folder")
+        manifest_path = manifest_path or find_manifest(source)
+        manifest = read_manifest(manifest_path) if manifest_path else {}
+        paths = audio.find_recordings(source)
+        index = ContentIndex(self.workspace.root / "content-index.json")
+        con = None
+        if until == "load":
+            con = database.connect(self.database_path, wait=self.db_wait)
+            database.start_run(con, run_id, __version__, self.profile.name,
+                               self.profile.model_dump(mode="json"), {})  # fmt: skip
+        results: list[RecordingResult] = []
+        self.reporter.start(len(paths))
+        try:
+            for path in paths:
+                self.reporter.file_started(path)
+                meta = metadata_for(path, source, manifest, self.profile.metadata.filename_pattern)
+                result = self.process(path, meta, index, until, con, run_id)
+                results.append(result)
+                self.reporter.file_finished(result)
+                index.save()
+        finally:
+            index.save()
+            summary = IngestSummary(run_id, str(self.database_path) if con else None,
+                                    str(self.workspace.root), results,
+                                    time.monotonic() - started, dict(self.models))  # fmt: skip
+            if con is not None:
+                status = "complete" if len(results) == len(paths) else "interrupted"
+                data = summary.to_dict()
+                data.pop("results")
+                database.finish_run(con, run_id, status, data)
+                con.close()
+        return summary
+
+    def process(self, path: Path, meta: RecordingMeta, index: ContentIndex, until: str, con, run_id: str) -> RecordingResult:
+        result = RecordingResult(path=str(path), status="done")
+        try:
+            self._process(path, meta, index, until, con, run_id, result)
+        except StageError as error:
+            result.status, result.stage, result.message = "failed", error.stage, str(error)
+            if con is not None:
+                database.record_failure(con, run_id, path, result.recording_id, error.stage, str(error))
+        return result
+
+    def _process(self, path, meta, index, until, con, run_id, result: RecordingResult) -> None:
+        stage = "extract"
+        try:
+            sha = index.sha256(path)
+        except OSError as error:
+            raise StageError(stage, f"{path}: cannot read it ({error.strerror or error})") from None
+        result.recording_id = recording_id = sha[:16]
+        chain = _Chain(self, path, sha, meta, result)
+        try:
+            for stage in STAGES[: STAGES.index(until) + 1]:
+                if stage == "load":
+                    result.status = "done" if self._load(con, chain, run_id) else "unchanged"
+                else:
+                    getattr(chain, stage)()
+        except StageError:
+            raise
+        except (audio.MediaError, ValueError, RuntimeError, OSError) as error:
+            raise StageError(stage, _one_line(error, path)) from None
+        if until != "load" and not result.computed:
+            result.status = "unchanged"
+        result.recording_id = recording_id
+
+    def _load(self, con, chain: "_Chain", run_id: str) -> bool:
+        item = database.LoadedRecording(
+            recording_id=chain.recording_id, name=chain.path.stem, path=chain.path,
+            sha256=chain.sha, media=chain.media, meta=chain.meta, transcript=chain.transcript_,
+            diarization=chain.diarization_, alignment=chain.alignment_,
+            observations=chain.observations_, set_params=chain.set_params(),
+            asr_model=self.models.get("asr", ""), diarization_model=self.models.get("diarization", ""),
+        )  # fmt: skip
+        started = time.monotonic()
+        fresh = database.load_recording(con, item, run_id)
+        chain.result.stage_seconds["load"] = round(time.monotonic() - started, 3)
+        return fresh
+
+    def speaker_count(self, meta: RecordingMeta) -> SpeakerCount:
+        cfg, cli = self.profile.diarization, self.count_override
+        num = cli.num_speakers or meta.speakers or cfg.num_speakers
+        if num:
+            return SpeakerCount(num_speakers=num)
+        return SpeakerCount(
+            min_speakers=cli.min_speakers or meta.min_speakers or cfg.min_speakers,
+            max_speakers=cli.max_speakers or meta.max_speakers or cfg.max_speakers,
+        )
+
+
+def _one_line(error: Exception, path: Path) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if str(path) in text else f"{path}: {text}"
+
+
+class _Chain:
+    """One recording's artifacts, each computed (or read from the cache) once."""
+
+    def __init__(self, owner: Ingestor, path: Path, sha: str, meta: RecordingMeta, result: RecordingResult):
+        self.owner, self.path, self.sha, self.meta, self.result = owner, path, sha, meta, result
+        self.recording_id = sha[:16]
+        self.ws = owner.workspace
+        self.profile = owner.profile
+        self._audio: np.ndarray | None = None
+        self.keys: dict[str, str] = {}
+
+    def _timed(self, stage: str, compute: Callable[[], object]):
+        started = time.monotonic()
+        value = compute()
+        self.result.stage_seconds[stage] = round(time.monotonic() - started, 3)
+        self.result.computed.append(stage)
+        return value
+
+    def _report(self, stage: str, completed=None, total=None) -> None:
+        self.owner.reporter.stage(self.path, stage, completed, total)
+
+    def audio(self) -> np.ndarray:
+        if self._audio is None:
+            self._audio, _ = audio.read_wav(self.wav)
+        return self._audio
+
+    def extract(self) -> None:
+        cfg = self.profile.extract
+        key = self.keys["extract"] = stage_key(self.sha, cfg.model_dump(mode="json"), STAGE_VERSIONS["extract"])
+        self.wav = self.ws.path("extract", key, ".wav")
+        media = self.ws.load("extract", key, MediaInfo)
+        if media is None or not self.wav.is_file():
+            self._report("extract")
+            media = self._timed("extract", lambda: audio.extract(self.path, self.wav, cfg.audio_stream, cfg.sample_rate))
+            self.ws.save("extract", key, media)
+        self.media = media.model_copy(update={"path": str(self.path)})
+        self.result.duration_s = round(media.duration, 3)
+
+    def transcribe(self) -> None:
+        asr_id = self.owner.asr_identity()
+        key = self.keys["transcribe"] = stage_key(
+            self.keys["extract"], _section(self.profile, "asr"), asr_id, STAGE_VERSIONS["transcribe"]
+        )
+        transcript = self.ws.load("transcribe", key, Transcript)
+        if transcript is None:
+            duration = self.media.duration or None
+            self._report("transcribe", 0, duration)
+
+            def run():
+                return transcribe(self.owner.asr(), self.audio(), self.profile.asr,
+                                  progress=lambda done: self._report("transcribe", done, duration))  # fmt: skip
+
+            transcript = self._timed("transcribe", run)
+            self.ws.save("transcribe", key, transcript)
+        self.transcript_ = transcript
+        self.result.words = sum(len(s.words) for s in transcript.segments)
+
+    def diarize(self) -> None:
+        count = self.owner.speaker_count(self.meta)
+        self.count = count
+        key = self.keys["diarize"] = stage_key(
+            self.keys["extract"], _section(self.profile, "diarization"), asdict(count),
+            self.owner.diarization_identity(), STAGE_VERSIONS["diarize"],
+        )  # fmt: skip
+        diarization = self.ws.load("diarize", key, Diarization)
+        if diarization is None:
+            self._report("diarize")
+
+            def run():
+                hook = lambda step, done, total: self._report(f"diarize: {step}", done, total)  # noqa: E731
+                rate = self.profile.extract.sample_rate
+                return self.owner.diarizer()(self.audio(), rate, self.recording_id, count, hook)
+
+            diarization = self._timed("diarize", run)
+            self.ws.save("diarize", key, diarization)
+        self.diarization_ = diarization
+        self.result.speakers = len(diarization.speakers)
+
+    def align(self) -> None:
+        key = self.keys["align"] = stage_key(
+            self.keys["transcribe"], self.keys["diarize"], _section(self.profile, "align"), STAGE_VERSIONS["align"]
+        )
+        alignment = self.ws.load("align", key, Alignment)
+        if alignment is None:
+            alignment = self._timed("align", lambda: align(self.transcript_, self.diarization_, self.profile.align))
+            self.ws.save("align", key, alignment)
+        self.alignment_ = alignment
+
+    def segment(self) -> None:
+        key = self.keys["segment"] = stage_key(
+            self.keys["align"], _section(self.profile, "segment"), STAGE_VERSIONS["segment"]
+        )
+        observations = self.ws.load("segment", key, Observations)
+        if observations is None:
+            set_id = observation_set_id(self.recording_id, key)
+            observations = self._timed(
+                "segment", lambda: segment(self.alignment_, self.profile.segment, self.recording_id, set_id)
+            )
+            self.ws.save("segment", key, observations)
+        self.observations_ = observations
+        self.result.observations = len(observations.observations)
+
+    def set_params(self) -> dict:
+        return {
+            "stage_keys": self.keys,
+            "speaker_count": asdict(self.count),
+            **{name: _section(self.profile, name) for name in ("extract", "asr", "diarization", "align", "segment")},
+        }

@@ -1,0 +1,95 @@
+"""Small typed records passed between stages and stored as JSON artifacts."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class MediaInfo(Record):
+    path: str
+    container: str
+    duration: float
+    audio_streams: int
+    video_streams: int
+    stream_index: int  # absolute index of the chosen audio stream
+    codec: str
+    sample_rate: int
+    channels: int
+
+
+class Word(Record):
+    start: float
+    end: float
+    text: str
+    probability: float
+    loop: bool = False  # part of a repetition loop that was kept and flagged
+
+
+class Segment(Record):
+    start: float
+    end: float
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    words: tuple[Word, ...]
+    repetition_loop: bool = False
+
+
+class Transcript(Record):
+    language: str
+    language_probability: float
+    duration: float
+    segments: tuple[Segment, ...]
+    dropped_loop_words: int = 0
+
+
+class SpeakerTurn(Record):
+    start: float
+    end: float
+    speaker: str
+
+
+class Diarization(Record):
+    speakers: tuple[str, ...]
+    turns: tuple[SpeakerTurn, ...]  # overlap-aware: turns of different speakers may overlap
+    exclusive_turns: tuple[SpeakerTurn, ...]  # at most one speaker at any time
+    num_speakers_requested: int | None = None
+
+
+class AlignedWord(Record):
+    start: float
+    end: float
+    text: str
+    probability: float
+    speaker: str
+    overlap: bool
+    in_gap: bool  # no exclusive turn covered it: the nearest turn's speaker was used
+    loop: bool
+    segment_index: int
+
+
+class Alignment(Record):
+    words: tuple[AlignedWord, ...]
+
+
+class Observation(Record):
+    observation_id: str
+    seq: int
+    speaker: str
+    start: float
+    end: float
+    text: str
+    word_count: int
+    mean_word_probability: float | None
+    overlap: bool
+    word_start: int  # index of its first word in the alignment
+    word_end: int  # one past its last word
+
+
+class Observations(Record):
+    set_id: str
+    observations: tuple[Observation, ...]

@@ -1,0 +1,203 @@
+"""Speech to timed words with faster-whisper, with a guard against repetition loops."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import models
+from .config import AsrConfig
+from .records import Segment, Transcript, Word
+
+ProgressHook = Callable[[float], None]  # seconds of audio done
+
+
+@dataclass(frozen=True)
+class ResolvedAsrModel:
+    source: str  # a local folder, or a hub name faster-whisper downloads
+    identity: str
+    local_only: bool
+
+
+def resolve_model(config: AsrConfig, allow_downloads: bool) -> ResolvedAsrModel:
+    name = config.model
+    if name in models.SHIPPED_MODELS:
+        path = models.resolve_shipped(name)
+        return ResolvedAsrModel(str(path), models.SHIPPED_MODELS[name].identity, True)
+    path = Path(name).expanduser()
+    if path.exists():
+        return ResolvedAsrModel(str(path), models.path_identity(path), True)
+    return _resolve_hub_model(name, allow_downloads)
+
+
+def _resolve_hub_model(name: str, allow_downloads: bool) -> ResolvedAsrModel:
+    from faster_whisper.utils import download_model
+
+    try:
+        path = download_model(name, local_files_only=True)
+        return ResolvedAsrModel(path, f"{name}@{Path(path).name}", True)
+    except Exception:  # noqa: BLE001 - any failure here means "not in the local cache"
+        if allow_downloads:
+            return ResolvedAsrModel(name, name, False)
+    raise models.MissingModelError(
+        f"Whisper model '{name}' is not on this machine: allow downloads once "
+        f"(`--allow-downloads`, needs the Hugging Face hub), or put a CTranslate2 model folder "
+        f"on this machine and name its path in the profile's asr.model"
+    )
+
+
+def load_model(config: AsrConfig, allow_downloads: bool = False):
+    from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+    resolved = resolve_model(config, allow_downloads)
+    model = WhisperModel(
+        resolved.source,
+        device=config.device,
+        compute_type=config.compute_type,
+        cpu_threads=config.cpu_threads,
+        local_files_only=resolved.local_only,
+    )
+    if config.batch_size > 0:
+        return BatchedInferencePipeline(model), resolved
+    return model, resolved
+
+
+def transcribe(
+    model,
+    audio: np.ndarray,
+    config: AsrConfig,
+    progress: ProgressHook | None = None,
+) -> Transcript:
+    """Transcribe 16 kHz mono float32 *audio* into segments with word timings."""
+    options = dict(
+        language=None if config.language in (None, "auto") else config.language,
+        beam_size=config.beam_size,
+        word_timestamps=True,
+        vad_filter=config.vad_filter,
+        condition_on_previous_text=config.condition_on_previous_text,
+    )
+    if config.batch_size > 0:
+        options["batch_size"] = config.batch_size
+    if audio.size == 0:
+        return Transcript(language=config.language or "", language_probability=0.0,
+                          duration=0.0, segments=())  # fmt: skip
+    raw_segments, info = model.transcribe(audio, **options)
+    segments = []
+    for raw in raw_segments:
+        segments.append(_segment(raw))
+        if progress:
+            progress(float(raw.end))
+    guarded, dropped = guard_repetitions(
+        segments, config.repetition_min_repeats, config.repetition_max_ngram,
+        drop=config.repetition_action == "drop",
+    )  # fmt: skip
+    return Transcript(
+        language=info.language,
+        language_probability=float(info.language_probability),
+        duration=float(info.duration),
+        segments=tuple(guarded),
+        dropped_loop_words=dropped,
+    )
+
+
+def _segment(raw) -> Segment:
+    words = tuple(
+        Word(start=float(w.start), end=float(w.end), text=w.word, probability=float(w.probability))
+        for w in (raw.words or ())
+    )
+    return Segment(
+        start=float(raw.start),
+        end=float(raw.end),
+        text=raw.text.strip(),
+        avg_logprob=float(raw.avg_logprob),
+        no_speech_prob=float(raw.no_speech_prob),
+        words=words,
+    )
+
+
+# --- repetition loops -------------------------------------------------------------------------
+
+_PUNCT = re.compile(r"[^\w]+", re.UNICODE)
+
+
+def _norm(token: str) -> str:
+    return _PUNCT.sub("", token.lower())
+
+
+def find_loops(tokens: list[str], min_repeats: int, max_ngram: int) -> list[tuple[int, int, int]]:
+    """Spans where an n-gram repeats back to back at least *min_repeats* times.
+
+    Returns (start, end, n) token index spans, non-overlapping, longest repeat first.
+    """
+    loops = []
+    i = 0
+    while i < len(tokens):
+        best = None
+        for n in range(1, max_ngram + 1):
+            unit = tokens[i : i + n]
+            if len(unit) < n or not any(unit):
+                break
+            repeats = 1
+            while tokens[i + repeats * n : i + (repeats + 1) * n] == unit:
+                repeats += 1
+            if repeats >= min_repeats and (best is None or repeats * n > best[1] - best[0]):
+                best = (i, i + repeats * n, n)
+        if best:
+            loops.append(best)
+            i = best[1]
+        else:
+            i += 1
+    return loops
+
+
+def _word_loop(text: str, min_repeats: int) -> str | None:
+    """The repeated unit when a single word is itself a loop, such as '20-20-20-20-20'."""
+    match = re.fullmatch(rf"\s*(.{{2,}}?)\1{{{min_repeats - 1},}}(.{{0,3}})", text)
+    return match.group(1) if match else None
+
+
+def guard_repetitions(
+    segments: Iterable[Segment], min_repeats: int, max_ngram: int, drop: bool
+) -> tuple[list[Segment], int]:
+    """Flag (or cut down to one occurrence) repetition loops across the word stream.
+
+    Loops are looked for across segment boundaries because Whisper's loops often continue from
+    one 30 s window into the next.
+    """
+    segments = list(segments)
+    flat = [(s, w) for s, seg in enumerate(segments) for w in range(len(seg.words))]
+    words = [segments[s].words[w] for s, w in flat]
+    keep = [True] * len(words)
+    loop = [False] * len(words)
+    texts = [w.text for w in words]
+    for start, end, n in find_loops([_norm(t) for t in texts], min_repeats, max_ngram):
+        for k in range(start, end):
+            loop[k] = True
+            keep[k] = not drop or k < start + n
+    for k, text in enumerate(texts):
+        unit = _word_loop(text, min_repeats)
+        if unit is not None:
+            loop[k] = True
+            if drop:
+                texts[k] = (" " if text.startswith(" ") else "") + unit.strip(" -")
+    rebuilt: list[list[Word]] = [[] for _ in segments]
+    for k, (s, _) in enumerate(flat):
+        if keep[k]:
+            rebuilt[s].append(words[k].model_copy(update={"text": texts[k], "loop": loop[k]}))
+    out = []
+    for seg, seg_words in zip(segments, rebuilt):
+        has_loop = any(w.loop for w in seg_words) or (len(seg.words) != len(seg_words))
+        text = "".join(w.text for w in seg_words).strip() if has_loop else seg.text
+        out.append(seg.model_copy(update={"words": tuple(seg_words), "text": text,
+                                          "repetition_loop": has_loop}))  # fmt: skip
+    return out, keep.count(False)
+
+
+def iter_words(transcript: Transcript) -> Iterator[tuple[int, Word]]:
+    for index, segment in enumerate(transcript.segments):
+        for word in segment.words:
+            yield index, word
