@@ -1,0 +1,23 @@
+# make demo   set up everything (system packages, .venv, models) and ingest the demo meeting
+# make test   run the test suite (sets up first when needed)
+PY := .venv/bin/python
+STAMP := .venv/.emessi-installed
+
+.PHONY: setup demo test test-fast bench clean
+
+$(STAMP): pyproject.toml constraints-cpu.txt scripts/setup.sh
+	bash scripts/setup.sh
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	.venv/bin/emessi demo --folder demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+clean:
+	rm -rf demo emessi-work emessi.duckdb .pytest_cache
