@@ -62,6 +62,8 @@ class DiarizationConfig(Section):
     num_speakers: int | None = Field(None, ge=1)
     min_speakers: int = Field(1, ge=1)
     max_speakers: int = Field(11, ge=1)
+    # Cosine distance at which average-linkage clustering stops merging, to estimate the count.
+    count_threshold: float = Field(0.25, gt=0, lt=2)
 
     @model_validator(mode="after")
     def _bounds(self) -> "DiarizationConfig":

@@ -113,6 +113,18 @@ def _section(profile: Profile, name: str) -> dict:
     return data
 
 
+class ModelCache:
+    """Loaded models keyed by their settings; share one between Ingestors to load them once."""
+
+    def __init__(self):
+        self._items: dict[tuple, object] = {}
+
+    def get(self, key: tuple, factory: Callable[[], object]):
+        if key not in self._items:
+            self._items[key] = factory()
+        return self._items[key]
+
+
 class Ingestor:
     """Runs the chain over recordings; reusable across calls so models load once."""
 
@@ -124,6 +136,7 @@ class Ingestor:
         reporter: Reporter | None = None,
         speaker_count: SpeakerCount | None = None,
         db_wait: float = 0.0,
+        model_cache: ModelCache | None = None,
     ):
         privacy.lock_down(profile.allow_downloads)
         self.profile = profile
@@ -132,17 +145,16 @@ class Ingestor:
         self.reporter = reporter or Reporter()
         self.count_override = speaker_count or SpeakerCount()
         self.db_wait = db_wait
-        self._asr = None
-        self._diarizer = None
+        self.model_cache = model_cache or ModelCache()
         self.models: dict[str, str] = {}
 
     # --- models, loaded on first need -------------------------------------------------------
 
     def asr(self):
-        if self._asr is None:
-            self._asr, resolved = load_model(self.profile.asr, self.profile.allow_downloads)
-            self.models["asr"] = resolved.identity
-        return self._asr
+        cfg, allow = self.profile.asr, self.profile.allow_downloads
+        model, resolved = self.model_cache.get(("asr", cfg.fingerprint(), allow), lambda: load_model(cfg, allow))
+        self.models["asr"] = resolved.identity
+        return model
 
     def asr_identity(self) -> str:
         from .transcribe import resolve_model
@@ -152,11 +164,11 @@ class Ingestor:
         return self.models["asr"]
 
     def diarizer(self) -> Diarizer:
-        if self._diarizer is None:
-            token = os.environ.get(self.profile.hf_token_env)
-            self._diarizer = Diarizer(self.profile.diarization, self.profile.allow_downloads, token)
-            self.models["diarization"] = self._diarizer.identity
-        return self._diarizer
+        cfg, allow = self.profile.diarization, self.profile.allow_downloads
+        token = os.environ.get(self.profile.hf_token_env)
+        diarizer = self.model_cache.get(("diarization", cfg.fingerprint(), allow), lambda: Diarizer(cfg, allow, token))
+        self.models["diarization"] = diarizer.identity
+        return diarizer
 
     def diarization_identity(self) -> str:
         cfg = self.profile.diarization
