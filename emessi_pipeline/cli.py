@@ -32,7 +32,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-models_app = typer.Typer(help="Show, install and verify the models each profile uses.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="Show, install and verify the models each profile uses (no subcommand: list).\n\n"
+    "Example:\n\n  emessi models --profile workstation",
+)
 app.add_typer(models_app, name="models")
 err = Console(stderr=True)
 out = Console()
@@ -193,6 +196,12 @@ app.command("ingest")(
         "emessi ingest recordings/ --db meetings.duckdb --num-speakers 6",
     )
 )
+
+
+@models_app.callback(invoke_without_command=True)
+def models_default(ctx: typer.Context, profile: ProfileOpt = "default", as_json: AsJson = False) -> None:
+    if ctx.invoked_subcommand is None:
+        models_list(profile, as_json)
 
 
 @models_app.command("list")

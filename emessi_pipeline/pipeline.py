@@ -21,6 +21,7 @@ from .align import align
 from .config import Profile
 from .diarize import Diarizer, SpeakerCount
 from .manifest import RecordingMeta, find_manifest, metadata_for, read_manifest
+from .models import MissingModelError
 from .records import Alignment, Diarization, MediaInfo, Observations, Transcript
 from .segment import observation_set_id, segment
 from .transcribe import load_model, transcribe
@@ -250,8 +251,8 @@ class Ingestor:
                     result.status = "done" if self._load(con, chain, run_id) else "unchanged"
                 else:
                     getattr(chain, stage)()
-        except StageError:
-            raise
+        except (StageError, MissingModelError):
+            raise  # a missing model stops the batch: every other file would fail the same way
         except (audio.MediaError, ValueError, RuntimeError, OSError) as error:
             raise StageError(stage, _one_line(error, path)) from None
         if until != "load" and not result.computed:

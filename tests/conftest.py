@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,6 +20,8 @@ SHARED = REPO.parent / "shared" / "data"
 def shared(*parts: str) -> Path:
     path = SHARED.joinpath(*parts)
     if not path.exists():
+        if os.environ.get("CI"):  # CI always has ../shared: a miss there is a broken setup
+            pytest.fail(f"shared test data missing: {path}")
         pytest.skip(f"shared test data missing: {path}")
     return path
 
