@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,6 +128,9 @@ def _offline_pipeline(config: DiarizationConfig):
 
     from .embedding import ResemblyzerEmbedding
 
+    # The v2 checkpoint is migrated in memory on every load; the hint to rewrite the installed
+    # file is noise to a researcher.
+    logging.getLogger("lightning.pytorch.utilities.migration.utils").setLevel(logging.WARNING)
     seg_dir = models.resolve_shipped(config.segmentation)
     emb_dir = models.resolve_shipped(config.embedding)
     segmentation = Model.from_pretrained(str(seg_dir / "pytorch_model.bin"))
