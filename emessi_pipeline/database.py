@@ -52,7 +52,12 @@ CREATE TABLE IF NOT EXISTS observations (
 CREATE TABLE IF NOT EXISTS words (
     set_id VARCHAR, word_index INTEGER, recording_id VARCHAR, observation_id VARCHAR,
     start_s DOUBLE, end_s DOUBLE, text VARCHAR, probability DOUBLE, speaker_label VARCHAR,
-    overlap BOOLEAN, in_gap BOOLEAN, repetition_loop BOOLEAN, PRIMARY KEY (set_id, word_index));
+    overlap BOOLEAN, in_gap BOOLEAN, repetition_loop BOOLEAN, asr_segment INTEGER,
+    PRIMARY KEY (set_id, word_index));
+CREATE TABLE IF NOT EXISTS asr_segments (
+    set_id VARCHAR, segment_index INTEGER, recording_id VARCHAR, start_s DOUBLE, end_s DOUBLE,
+    text VARCHAR, avg_logprob DOUBLE, no_speech_prob DOUBLE, repetition_loop BOOLEAN,
+    PRIMARY KEY (set_id, segment_index));
 CREATE TABLE IF NOT EXISTS speaker_turns (
     set_id VARCHAR, recording_id VARCHAR, kind VARCHAR, start_s DOUBLE, end_s DOUBLE,
     speaker_label VARCHAR);
@@ -177,6 +182,7 @@ def _insert_set(con, item: LoadedRecording, run_id: str, now: dt.datetime) -> No
     set_id, rid = item.observations.set_id, item.recording_id
     observations = item.observations.observations
     words = item.alignment.words
+    segments = item.transcript.segments
     con.execute(
         "INSERT INTO observation_sets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
@@ -221,6 +227,20 @@ def _insert_set(con, item: LoadedRecording, run_id: str, now: dt.datetime) -> No
                 "overlap": [w.overlap for w in words],
                 "in_gap": [w.in_gap for w in words],
                 "repetition_loop": [w.loop for w in words],
+                "asr_segment": [w.segment_index for w in words],
+            }
+        ),
+        "asr_segments": pd.DataFrame(
+            {
+                "set_id": set_id,
+                "segment_index": range(len(segments)),
+                "recording_id": rid,
+                "start_s": [g.start for g in segments],
+                "end_s": [g.end for g in segments],
+                "text": [g.text for g in segments],
+                "avg_logprob": [g.avg_logprob for g in segments],
+                "no_speech_prob": [g.no_speech_prob for g in segments],
+                "repetition_loop": [g.repetition_loop for g in segments],
             }
         ),
         "speaker_turns": pd.DataFrame(

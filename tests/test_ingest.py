@@ -211,3 +211,33 @@ def test_a_bad_file_fails_alone_and_is_recorded(make_ingestor, tmp_path):
     failure = con.execute("SELECT path, stage, message FROM failures").fetchall()
     assert len(failure) == 1 and failure[0][1] == "extract" and "rikki.mp4" in failure[0][2]
     assert con.execute("SELECT count(*) FROM current_observations").fetchone()[0] > 0
+
+
+def test_asr_confidence_is_kept_per_segment_and_linked_from_words(demo_ingest):
+    ingestor, _ = demo_ingest
+    con = duckdb.connect(str(ingestor.database_path), read_only=True)
+    segments = con.execute(
+        "SELECT count(*), min(avg_logprob), max(avg_logprob), max(no_speech_prob) FROM asr_segments"
+    ).fetchone()
+    assert segments[0] > 0 and segments[1] < segments[2] <= 0.0 and 0.0 <= segments[3] <= 1.0
+    orphans = con.execute(
+        "SELECT count(*) FROM current_words w LEFT JOIN asr_segments s "
+        "ON w.set_id = s.set_id AND w.asr_segment = s.segment_index WHERE s.segment_index IS NULL"
+    ).fetchone()
+    assert orphans == (0,)
+
+
+def test_each_run_records_its_settings_models_and_version(demo_ingest):
+    ingestor, _ = demo_ingest
+    con = duckdb.connect(str(ingestor.database_path), read_only=True)
+    config, status, summary = con.execute(
+        "SELECT config, status, summary FROM runs ORDER BY started_at LIMIT 1"
+    ).fetchone()
+    assert status == "complete"
+    assert json.loads(config)["segment"]["max_pause"] == ingestor.profile.segment.max_pause
+    assert "whisper-base@sha256:d01c3014" in json.loads(summary)["models"]["asr"]
+    asr_model, params = con.execute("SELECT asr_model, params FROM observation_sets LIMIT 1").fetchone()
+    params = json.loads(params)
+    assert asr_model.startswith("whisper-base@sha256:")
+    assert params["asr"]["language"] == "fi" and params["speaker_count"]["num_speakers"] == 4
+    assert set(params["stage_keys"]) == {"extract", "transcribe", "diarize", "align", "segment"}
