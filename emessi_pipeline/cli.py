@@ -351,5 +351,10 @@ def _version(version: Annotated[bool, typer.Option("--version", help="Print the 
         raise typer.Exit()
 
 
+from .cli_dataset import register as _register_dataset_commands  # noqa: E402
+
+_register_dataset_commands(app)
+
+
 def main() -> None:
     app()

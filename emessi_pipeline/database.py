@@ -18,6 +18,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from .carry import carry_over
+from .dataset_schema import SCHEMA as DATASET_SCHEMA
 from .manifest import RecordingMeta
 from .records import Alignment, Diarization, MediaInfo, Observations, Transcript
 
@@ -101,6 +103,8 @@ def connect(path: Path, read_only: bool = False, wait: float = 0.0) -> duckdb.Du
             time.sleep(0.5)
     if not read_only:
         con.execute(SCHEMA)
+        if DATASET_SCHEMA.strip():
+            con.execute(DATASET_SCHEMA)
         con.execute("INSERT OR REPLACE INTO schema_info VALUES ('schema_version', ?)", [SCHEMA_VERSION])
     return con
 
@@ -138,6 +142,9 @@ def load_recording(con: duckdb.DuckDBPyConnection, item: LoadedRecording, run_id
     now = dt.datetime.now()
     set_id = item.observations.set_id
     with transaction(con):
+        previous = con.execute(
+            "SELECT current_set_id FROM recordings WHERE recording_id = ?", [item.recording_id]
+        ).fetchone()
         _upsert_recording(con, item, now)
         exists = con.execute("SELECT 1 FROM observation_sets WHERE set_id = ?", [set_id]).fetchone()
         if not exists:
@@ -146,6 +153,9 @@ def load_recording(con: duckdb.DuckDBPyConnection, item: LoadedRecording, run_id
             "UPDATE recordings SET current_set_id = ?, last_loaded_at = ? WHERE recording_id = ?",
             [set_id, now, item.recording_id],
         )
+        old_set = previous[0] if previous else None
+        if old_set != set_id:
+            carry_over(con, item.recording_id, old_set, set_id)
     return not exists
 
 
