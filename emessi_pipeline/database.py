@@ -65,7 +65,7 @@ CREATE TABLE IF NOT EXISTS speaker_turns (
     speaker_label VARCHAR);
 CREATE TABLE IF NOT EXISTS failures (
     run_id VARCHAR, failed_at TIMESTAMP, path VARCHAR, recording_id VARCHAR, stage VARCHAR,
-    message VARCHAR);
+    message VARCHAR, file_signature VARCHAR, resolved BOOLEAN DEFAULT false);
 CREATE OR REPLACE VIEW current_observations AS
     SELECT o.*, r.name AS recording_name, r.group_id, r.session_no
     FROM observations o JOIN recordings r
@@ -278,11 +278,56 @@ def _insert_speakers(con, item: LoadedRecording, set_id: str) -> None:
         con.executemany("INSERT INTO speakers VALUES (?, ?, ?, ?, ?, ?)", rows)
 
 
-def record_failure(con, run_id: str, path: Path, recording_id: str | None, stage: str, message: str) -> None:
+def record_failure(con, run_id: str, path: Path, recording_id: str | None, stage: str, message: str,
+                   signature: str = "") -> None:  # fmt: skip
     con.execute(
-        "INSERT INTO failures VALUES (?, ?, ?, ?, ?, ?)",
-        [run_id, dt.datetime.now(), str(path), recording_id, stage, message],
+        "INSERT INTO failures VALUES (?, ?, ?, ?, ?, ?, ?, false)",
+        [run_id, dt.datetime.now(), str(path), recording_id, stage, message, signature],
     )
+
+
+def unresolved_failure(con, path: Path, signature: str) -> tuple[str, str] | None:
+    """The stage and message of this file's last failure, if the file has not changed since."""
+    return con.execute(
+        "SELECT stage, message FROM failures WHERE path = ? AND file_signature = ? AND NOT resolved "
+        "ORDER BY failed_at DESC LIMIT 1",
+        [str(path), signature],
+    ).fetchone()
+
+
+def resolve_failures(con, path: Path) -> None:
+    con.execute("UPDATE failures SET resolved = true WHERE path = ? AND NOT resolved", [str(path)])
+
+
+def change_kind(con, path: Path, recording_id: str) -> str | None:
+    """'new' for content never loaded, 'changed' for new content at a path seen before."""
+    if con.execute("SELECT 1 FROM recordings WHERE recording_id = ?", [recording_id]).fetchone():
+        return None
+    before = con.execute("SELECT recording_id FROM recording_files WHERE path = ?", [str(path.resolve())]).fetchone()
+    return "changed" if before else "new"
+
+
+def is_current(con, recording_id: str, set_id: str, path: Path, meta: RecordingMeta) -> bool:
+    """True when loading would change nothing: same set current, same path, same metadata."""
+    row = con.execute(
+        "SELECT current_set_id, path, group_id, session_no, session_date, expected_speakers "
+        "FROM recordings WHERE recording_id = ?",
+        [recording_id],
+    ).fetchone()
+    if row is None or row[0] != set_id or row[1] != str(path):
+        return False
+    stored = RecordingMeta(group=row[2], session=row[3], date=row[4], speakers=row[5])
+    incoming = (meta.group, meta.session, meta.date, meta.speakers)
+    # Metadata missing now but known before is kept (see _upsert_recording), so it is no change.
+    return all(new is None or new == old for new, old in zip(incoming, (stored.group, stored.session, stored.date, stored.speakers)))
+
+
+def set_counts(con, set_id: str) -> tuple[float, int, int, int]:
+    return con.execute(
+        "SELECT r.duration_s, s.speaker_count, s.observation_count, s.word_count "
+        "FROM observation_sets s JOIN recordings r USING (recording_id) WHERE s.set_id = ?",
+        [set_id],
+    ).fetchone()
 
 
 def start_run(con, run_id: str, tool_version: str, profile: str, config: dict, models: dict) -> None:

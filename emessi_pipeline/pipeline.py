@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -20,6 +21,7 @@ from . import __version__, audio, database, privacy
 from .align import align
 from .config import Profile
 from .diarize import Diarizer, SpeakerCount
+from .lock import RunLock
 from .manifest import RecordingMeta, find_manifest, metadata_for, read_manifest
 from .models import MissingModelError
 from .records import Alignment, Diarization, MediaInfo, Observations, Transcript
@@ -30,6 +32,7 @@ from .workspace import ContentIndex, Workspace, stage_key
 STAGES = ("extract", "transcribe", "diarize", "align", "segment", "load")
 # Bump a stage's version when its code changes what it produces: its cache then misses.
 STAGE_VERSIONS = {"extract": 1, "transcribe": 1, "diarize": 1, "align": 1, "segment": 1}
+MIN_FREE_BYTES = 200_000_000  # headroom beyond the WAV itself, for artifacts and the database
 # Settings that change speed, not results, stay out of the cache keys.
 SPEED_ONLY = {"asr": {"cpu_threads", "device"}, "diarization": {"threads", "batch_size", "device"}}
 
@@ -40,11 +43,66 @@ class StageError(RuntimeError):
         self.stage = stage
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on one run's work, so a nightly job ends in time; unchanged files cost nothing."""
+
+    max_files: int | None = None
+    max_hours: float | None = None
+
+
+class _Budget:
+    def __init__(self, limits: Limits):
+        self.limits, self.files, self.seconds = limits, 0, 0.0
+
+    def spend(self, result: "RecordingResult") -> None:
+        if result.status in ("done", "failed"):
+            self.files += 1
+            self.seconds += result.duration_s
+
+    def exhausted(self) -> bool:
+        return bool(self.reason())
+
+    def reason(self) -> str:
+        if self.limits.max_files is not None and self.files >= self.limits.max_files:
+            return f"--max-files {self.limits.max_files} reached; next run continues"
+        if self.limits.max_hours is not None and self.seconds >= self.limits.max_hours * 3600:
+            return f"--max-hours {self.limits.max_hours:g} reached; next run continues"
+        return ""
+
+
+def _db_lock_path(database_path: Path) -> Path:
+    return Path(str(database_path) + ".emessi-lock")
+
+
+def _signature(path: Path) -> str:
+    try:
+        stat = path.stat()
+    except OSError:
+        return "missing"
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _check_settled(path: Path, settle_seconds: float) -> None:
+    """A file written in the last moments may still be growing (a copy or a recording in progress)."""
+    try:
+        before = path.stat()
+    except OSError:
+        return  # the read that follows reports it
+    if settle_seconds <= 0 or time.time() - before.st_mtime > settle_seconds:
+        return
+    time.sleep(min(1.0, settle_seconds))
+    after = path.stat()
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        raise StageError("discover", f"{path}: still being written (size {before.st_size} → {after.st_size} bytes in 1 s)")
+
+
 @dataclass
 class RecordingResult:
     path: str
-    status: str  # "done", "unchanged" or "failed"
+    status: str  # "done", "unchanged", "failed", "skipped" (failed before, unchanged) or "deferred"
     recording_id: str | None = None
+    change: str | None = None  # "new", "changed" (new content at a known path) or None
     stage: str | None = None  # where it failed
     message: str | None = None
     duration_s: float = 0.0
@@ -63,6 +121,7 @@ class IngestSummary:
     results: list[RecordingResult]
     wall_seconds: float
     models: dict[str, str]
+    files_seen: int = 0
 
     @property
     def failed(self) -> list[RecordingResult]:
@@ -70,7 +129,11 @@ class IngestSummary:
 
     @property
     def audio_seconds(self) -> float:
-        return sum(r.duration_s for r in self.results if r.status != "failed")
+        return sum(r.duration_s for r in self.results if r.status in ("done", "unchanged"))
+
+    @property
+    def processed_seconds(self) -> float:
+        return sum(r.duration_s for r in self.results if r.status == "done")
 
     def to_dict(self) -> dict:
         audio_s = self.audio_seconds
@@ -78,20 +141,28 @@ class IngestSummary:
         for r in self.results:
             for stage, seconds in r.stage_seconds.items():
                 stage_totals[stage] = round(stage_totals.get(stage, 0.0) + seconds, 3)
+        count = lambda **kv: sum(all(getattr(r, k) == v for k, v in kv.items()) for r in self.results)  # noqa: E731
         return {
             "run_id": self.run_id,
             "database": self.database,
             "workspace": self.workspace,
+            "files_seen": self.files_seen,
             "recordings": len(self.results),
-            "done": sum(r.status == "done" for r in self.results),
-            "unchanged": sum(r.status == "unchanged" for r in self.results),
+            "new": count(change="new"),
+            "changed": count(change="changed"),
+            "done": count(status="done"),
+            "unchanged": count(status="unchanged"),
             "failed": len(self.failed),
+            "skipped": count(status="skipped"),
+            "deferred": count(status="deferred"),
             "audio_seconds": round(audio_s, 3),
+            "audio_hours": round(audio_s / 3600, 4),
             "speakers": sum(r.speakers for r in self.results),
             "observations": sum(r.observations for r in self.results),
             "words": sum(r.words for r in self.results),
             "wall_seconds": round(self.wall_seconds, 3),
-            "real_time_factor": round(self.wall_seconds / audio_s, 4) if audio_s else None,
+            "processed_audio_seconds": round(self.processed_seconds, 3),
+            "real_time_factor": round(self.wall_seconds / self.processed_seconds, 4) if self.processed_seconds else None,
             "stage_seconds": stage_totals,
             "models": self.models,
             "results": [asdict(r) for r in self.results],
@@ -138,6 +209,7 @@ class Ingestor:
         speaker_count: SpeakerCount | None = None,
         db_wait: float = 0.0,
         model_cache: ModelCache | None = None,
+        settle_seconds: float = 10.0,
     ):
         privacy.lock_down(profile.allow_downloads)
         self.profile = profile
@@ -147,6 +219,8 @@ class Ingestor:
         self.count_override = speaker_count or SpeakerCount()
         self.db_wait = db_wait
         self.model_cache = model_cache or ModelCache()
+        self.settle_seconds = settle_seconds
+        self.last_summary: IngestSummary | None = None
         self.models: dict[str, str] = {}
 
     # --- models, loaded on first need -------------------------------------------------------
@@ -187,16 +261,35 @@ class Ingestor:
 
     # --- the batch ------------------------------------------------------------------------------
 
-    def run(self, source: Path, until: str = "load", manifest_path: Path | None = None) -> IngestSummary:
+    def run(
+        self,
+        source: Path,
+        until: str = "load",
+        manifest_path: Path | None = None,
+        limits: Limits | None = None,
+        retry_failed: bool = False,
+    ) -> IngestSummary:
+        """Process every recording under *source* up to stage *until*.
+
+        Holds the workspace (and database) lock for the whole run. On an interrupt the summary
+        of what finished is kept in ``last_summary`` before the exception propagates.
+        """
         if until not in STAGES:
             raise ValueError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}")
-        started = time.monotonic()
-        run_id = dt.datetime.now().strftime("%Y%m%dT%H%M%S-") + secrets.token_hex(3)
         source = Path(source)
         if not source.exists():
             raise FileNotFoundError(f"{source}: no such file or folder")
         manifest_path = manifest_path or find_manifest(source)
         manifest = read_manifest(manifest_path) if manifest_path else {}
+        with RunLock(self.workspace.root / ".lock", "workspace"):
+            if until == "load":
+                with RunLock(_db_lock_path(self.database_path), "database"):
+                    return self._run(source, until, manifest, limits or Limits(), retry_failed)
+            return self._run(source, until, manifest, limits or Limits(), retry_failed)
+
+    def _run(self, source, until, manifest, limits: Limits, retry_failed: bool) -> IngestSummary:
+        started = time.monotonic()
+        run_id = dt.datetime.now().strftime("%Y%m%dT%H%M%S-") + secrets.token_hex(3)
         paths = audio.find_recordings(source)
         index = ContentIndex(self.workspace.root / "content-index.json")
         con = None
@@ -206,11 +299,16 @@ class Ingestor:
                                self.profile.model_dump(mode="json"), {})  # fmt: skip
         results: list[RecordingResult] = []
         self.reporter.start(len(paths))
+        budget = _Budget(limits)
         try:
             for path in paths:
                 self.reporter.file_started(path)
-                meta = metadata_for(path, source, manifest, self.profile.metadata.filename_pattern)
-                result = self.process(path, meta, index, until, con, run_id)
+                if budget.exhausted():
+                    result = RecordingResult(path=str(path), status="deferred", message=budget.reason())
+                else:
+                    meta = metadata_for(path, source, manifest, self.profile.metadata.filename_pattern)
+                    result = self.process(path, meta, index, until, con, run_id, retry_failed)
+                    budget.spend(result)
                 results.append(result)
                 self.reporter.file_finished(result)
                 index.save()
@@ -218,7 +316,8 @@ class Ingestor:
             index.save()
             summary = IngestSummary(run_id, str(self.database_path) if con else None,
                                     str(self.workspace.root), results,
-                                    time.monotonic() - started, dict(self.models))  # fmt: skip
+                                    time.monotonic() - started, dict(self.models), len(paths))  # fmt: skip
+            self.last_summary = summary
             if con is not None:
                 status = "complete" if len(results) == len(paths) else "interrupted"
                 data = summary.to_dict()
@@ -227,25 +326,44 @@ class Ingestor:
                 con.close()
         return summary
 
-    def process(self, path: Path, meta: RecordingMeta, index: ContentIndex, until: str, con, run_id: str) -> RecordingResult:
+    def process(self, path: Path, meta: RecordingMeta, index: ContentIndex, until: str, con, run_id: str,
+                retry_failed: bool = False) -> RecordingResult:  # fmt: skip
         result = RecordingResult(path=str(path), status="done")
+        signature = _signature(path)
+        if con is not None and not retry_failed:
+            earlier = database.unresolved_failure(con, path, signature)
+            if earlier:
+                stage, message = earlier
+                result.status, result.stage = "skipped", stage
+                result.message = f"failed before and unchanged since ({message}); --retry-failed to try again"
+                return result
         try:
             self._process(path, meta, index, until, con, run_id, result)
         except StageError as error:
             result.status, result.stage, result.message = "failed", error.stage, str(error)
             if con is not None:
-                database.record_failure(con, run_id, path, result.recording_id, error.stage, str(error))
+                database.record_failure(con, run_id, path, result.recording_id, error.stage, str(error), signature)
+        else:
+            if con is not None:
+                database.resolve_failures(con, path)
         return result
 
     def _process(self, path, meta, index, until, con, run_id, result: RecordingResult) -> None:
         stage = "extract"
+        _check_settled(path, self.settle_seconds)
         try:
             sha = index.sha256(path)
         except OSError as error:
             raise StageError(stage, f"{path}: cannot read it ({error.strerror or error})") from None
-        result.recording_id = recording_id = sha[:16]
+        result.recording_id = sha[:16]
         chain = _Chain(self, path, sha, meta, result)
         try:
+            chain.compute_keys()
+            if con is not None:
+                result.change = database.change_kind(con, path, result.recording_id)
+                if database.is_current(con, chain.recording_id, chain.set_id, path, meta):
+                    self._fill_from_database(con, chain, result)
+                    return
             for stage in STAGES[: STAGES.index(until) + 1]:
                 if stage == "load":
                     result.status = "done" if self._load(con, chain, run_id) else "unchanged"
@@ -257,7 +375,26 @@ class Ingestor:
             raise StageError(stage, _one_line(error, path)) from None
         if until != "load" and not result.computed:
             result.status = "unchanged"
-        result.recording_id = recording_id
+
+    @staticmethod
+    def _fill_from_database(con, chain: "_Chain", result: RecordingResult) -> None:
+        """Nothing changed: report from the database without reading any artifact."""
+        duration, speakers, observations, words = database.set_counts(con, chain.set_id)
+        result.status = "unchanged"
+        result.duration_s, result.speakers, result.observations, result.words = duration, speakers, observations, words
+
+    def check_free_space(self, path: Path) -> None:
+        """Refuse to extract when the workspace cannot hold the WAV (16-bit mono) and a margin."""
+        info = audio.probe(path, self.profile.extract.audio_stream)
+        needed = int(info.duration * self.profile.extract.sample_rate * 2) + MIN_FREE_BYTES
+        self.workspace.root.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(self.workspace.root).free
+        if free < needed:
+            raise StageError(
+                "extract",
+                f"{path}: not enough free space in {self.workspace.root} "
+                f"(needs {needed / 1e6:.0f} MB for its audio, {free / 1e6:.0f} MB free)",
+            )
 
     def _load(self, con, chain: "_Chain", run_id: str) -> bool:
         item = database.LoadedRecording(
@@ -314,23 +451,33 @@ class _Chain:
             self._audio, _ = audio.read_wav(self.wav)
         return self._audio
 
+    def compute_keys(self) -> None:
+        """Every stage's cache key, from settings and model identities alone (no artifact read)."""
+        profile, owner, keys = self.profile, self.owner, self.keys
+        self.count = owner.speaker_count(self.meta)
+        keys["extract"] = stage_key(self.sha, profile.extract.model_dump(mode="json"), STAGE_VERSIONS["extract"])
+        keys["transcribe"] = stage_key(keys["extract"], _section(profile, "asr"), owner.asr_identity(),
+                                       STAGE_VERSIONS["transcribe"])  # fmt: skip
+        keys["diarize"] = stage_key(keys["extract"], _section(profile, "diarization"), asdict(self.count),
+                                    owner.diarization_identity(), STAGE_VERSIONS["diarize"])  # fmt: skip
+        keys["align"] = stage_key(keys["transcribe"], keys["diarize"], _section(profile, "align"), STAGE_VERSIONS["align"])
+        keys["segment"] = stage_key(keys["align"], _section(profile, "segment"), STAGE_VERSIONS["segment"])
+        self.set_id = observation_set_id(self.recording_id, keys["segment"])
+
     def extract(self) -> None:
-        cfg = self.profile.extract
-        key = self.keys["extract"] = stage_key(self.sha, cfg.model_dump(mode="json"), STAGE_VERSIONS["extract"])
+        cfg, key = self.profile.extract, self.keys["extract"]
         self.wav = self.ws.path("extract", key, ".wav")
         media = self.ws.load("extract", key, MediaInfo)
         if media is None or not self.wav.is_file():
             self._report("extract")
+            self.owner.check_free_space(self.path)
             media = self._timed("extract", lambda: audio.extract(self.path, self.wav, cfg.audio_stream, cfg.sample_rate))
             self.ws.save("extract", key, media)
         self.media = media.model_copy(update={"path": str(self.path)})
         self.result.duration_s = round(media.duration, 3)
 
     def transcribe(self) -> None:
-        asr_id = self.owner.asr_identity()
-        key = self.keys["transcribe"] = stage_key(
-            self.keys["extract"], _section(self.profile, "asr"), asr_id, STAGE_VERSIONS["transcribe"]
-        )
+        key = self.keys["transcribe"]
         transcript = self.ws.load("transcribe", key, Transcript)
         if transcript is None:
             duration = self.media.duration or None
@@ -346,12 +493,7 @@ class _Chain:
         self.result.words = sum(len(s.words) for s in transcript.segments)
 
     def diarize(self) -> None:
-        count = self.owner.speaker_count(self.meta)
-        self.count = count
-        key = self.keys["diarize"] = stage_key(
-            self.keys["extract"], _section(self.profile, "diarization"), asdict(count),
-            self.owner.diarization_identity(), STAGE_VERSIONS["diarize"],
-        )  # fmt: skip
+        key = self.keys["diarize"]
         diarization = self.ws.load("diarize", key, Diarization)
         if diarization is None:
             self._report("diarize")
@@ -359,7 +501,7 @@ class _Chain:
             def run():
                 hook = lambda step, done, total: self._report(f"diarize: {step}", done, total)  # noqa: E731
                 rate = self.profile.extract.sample_rate
-                return self.owner.diarizer()(self.audio(), rate, self.recording_id, count, hook)
+                return self.owner.diarizer()(self.audio(), rate, self.recording_id, self.count, hook)
 
             diarization = self._timed("diarize", run)
             self.ws.save("diarize", key, diarization)
@@ -367,9 +509,7 @@ class _Chain:
         self.result.speakers = len(diarization.speakers)
 
     def align(self) -> None:
-        key = self.keys["align"] = stage_key(
-            self.keys["transcribe"], self.keys["diarize"], _section(self.profile, "align"), STAGE_VERSIONS["align"]
-        )
+        key = self.keys["align"]
         alignment = self.ws.load("align", key, Alignment)
         if alignment is None:
             alignment = self._timed("align", lambda: align(self.transcript_, self.diarization_, self.profile.align))
@@ -377,14 +517,11 @@ class _Chain:
         self.alignment_ = alignment
 
     def segment(self) -> None:
-        key = self.keys["segment"] = stage_key(
-            self.keys["align"], _section(self.profile, "segment"), STAGE_VERSIONS["segment"]
-        )
+        key = self.keys["segment"]
         observations = self.ws.load("segment", key, Observations)
         if observations is None:
-            set_id = observation_set_id(self.recording_id, key)
             observations = self._timed(
-                "segment", lambda: segment(self.alignment_, self.profile.segment, self.recording_id, set_id)
+                "segment", lambda: segment(self.alignment_, self.profile.segment, self.recording_id, self.set_id)
             )
             self.ws.save("segment", key, observations)
         self.observations_ = observations
