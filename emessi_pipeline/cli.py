@@ -1,14 +1,17 @@
 """The `emessi` command: a thin layer over the Python API.
 
-Exit codes, for schedulers: 0 all done (or nothing changed), 1 some recordings failed,
-2 usage error, 3 nothing could be done (every recording failed, a model or the database is
-unavailable), 4 no recordings found.
+Exit codes, for schedulers: 0 work done, no failures; 1 some recordings failed; 2 usage error;
+3 nothing could be done (every recording tried failed, a model is missing, the database or
+workspace is held by another run); 4 nothing to do (no recordings, or none new or changed);
+130 interrupted (Ctrl-C or SIGTERM; the next run resumes).
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
+from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -24,7 +27,9 @@ from .database import DatabaseBusyError
 from .diarize import SpeakerCount
 from .manifest import ManifestError
 from .models import MissingModelError
-from .pipeline import STAGES, Ingestor, IngestSummary, RecordingResult, Reporter
+from .lock import LockedError
+from .pipeline import STAGES, Ingestor, IngestSummary, Limits, RecordingResult, Reporter
+from .runlog import FileLog, Reporters
 
 app = typer.Typer(
     help="Recorded group meetings → speaker-attributed utterance observations in DuckDB.\n\n"
@@ -46,7 +51,8 @@ class Exit(IntEnum):
     SOME_FAILED = 1
     USAGE = 2
     NOTHING_DONE = 3
-    NO_RECORDINGS = 4
+    NOTHING_TO_DO = 4
+    INTERRUPTED = 130
 
 
 Source = Annotated[Path, typer.Argument(help="A folder of recordings (searched recursively) or one file.")]
@@ -86,35 +92,85 @@ class RichReporter(Reporter):
             self.progress.console.print(f"[red]FAILED[/] {result.stage}: {result.message}", highlight=False)
 
 
-def _run(stage: str, source: Path, db: Path, workspace: Path, profile: str, overrides: dict,
-         count: SpeakerCount, manifest: Path | None, as_json: bool, wait: float) -> None:  # fmt: skip
+@dataclass
+class RunRequest:
+    stage: str
+    source: Path
+    db: Path
+    workspace: Path
+    profile: str = "default"
+    overrides: dict = field(default_factory=dict)
+    count: SpeakerCount = field(default_factory=SpeakerCount)
+    manifest: Path | None = None
+    as_json: bool = False
+    wait: float = 0.0
+    limits: Limits = field(default_factory=Limits)
+    retry_failed: bool = False
+    log_file: Path | None = None
+    log_format: str = "text"
+    settle_seconds: float = 10.0
+
+
+def _interrupt_on_sigterm() -> None:
+    # A scheduler stops jobs with SIGTERM: stop as cleanly as on Ctrl-C.
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _run(request: RunRequest) -> None:
     try:
-        prof = load_profile(profile, overrides)
+        prof = load_profile(request.profile, request.overrides)
+        file_log = FileLog(request.log_file, request.log_format) if request.log_file else None
     except (FileNotFoundError, ValueError) as error:
-        err.print(f"[red]error:[/] profile {profile}: {' '.join(str(error).split())}", highlight=False)
+        err.print(f"[red]error:[/] {' '.join(str(error).split())}", highlight=False)
         raise typer.Exit(Exit.USAGE)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                        TimeElapsedColumn(), console=err, transient=True, disable=as_json)  # fmt: skip
+                        TimeElapsedColumn(), console=err, transient=True, disable=request.as_json)  # fmt: skip
+    reporter = Reporters(RichReporter(progress), *([file_log] if file_log else []))
+    ingestor = Ingestor(prof, request.workspace, request.db, reporter, request.count, db_wait=request.wait,
+                        settle_seconds=request.settle_seconds)  # fmt: skip
+    _interrupt_on_sigterm()
     try:
         with progress:
-            ingestor = Ingestor(prof, workspace, db, RichReporter(progress), count, db_wait=wait)
-            summary = ingestor.run(source, until=stage, manifest_path=manifest)
-    except (MissingModelError, DatabaseBusyError, ManifestError, FileNotFoundError) as error:
+            summary = ingestor.run(request.source, until=request.stage, manifest_path=request.manifest,
+                                   limits=request.limits, retry_failed=request.retry_failed)  # fmt: skip
+    except (MissingModelError, DatabaseBusyError, LockedError, ManifestError, FileNotFoundError) as error:
         err.print(f"[red]error:[/] {' '.join(str(error).split())}", highlight=False)
         raise typer.Exit(Exit.NOTHING_DONE)
     except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]: recordings already loaded are complete; run the same command to resume")
-        raise typer.Exit(130)
-    _report(summary, as_json)
+        _report_interrupt(ingestor.last_summary, file_log)
+        raise typer.Exit(Exit.INTERRUPTED)
+    if file_log:
+        file_log.finished(summary, "complete")
+    _report(summary, request.as_json)
     raise typer.Exit(_exit_code(summary))
 
 
+def _report_interrupt(summary: IngestSummary | None, file_log: FileLog | None) -> None:
+    if summary is None:
+        err.print("[yellow]interrupted[/] before any recording finished; run the same command to start again")
+        return
+    finished = [r for r in summary.results if r.status in ("done", "unchanged")]
+    left = summary.files_seen - len(finished) - len(summary.failed)
+    err.print(
+        f"[yellow]interrupted[/]: {len(finished)} of {summary.files_seen} recordings are complete "
+        f"({sum(r.status == 'done' for r in finished)} loaded in this run); {left} will resume from their "
+        f"cached stages when you run the same command again",
+        highlight=False,
+    )
+    if file_log:
+        file_log.finished(summary, "interrupted")
+
+
 def _exit_code(summary: IngestSummary) -> Exit:
-    if not summary.results:
-        return Exit.NO_RECORDINGS
-    if len(summary.failed) == len(summary.results):
+    attempted = [r for r in summary.results if r.status in ("done", "failed")]
+    if summary.failed and len(summary.failed) == len(attempted):
         return Exit.NOTHING_DONE
-    return Exit.SOME_FAILED if summary.failed else Exit.OK
+    if summary.failed:
+        return Exit.SOME_FAILED
+    return Exit.OK if attempted else Exit.NOTHING_TO_DO
 
 
 def _report(summary: IngestSummary, as_json: bool) -> None:
@@ -129,13 +185,14 @@ def _report(summary: IngestSummary, as_json: bool) -> None:
     for column in ("recording", "status", "audio", "speakers", "observations", "words"):
         table.add_column(column, justify="left" if column in ("recording", "status") else "right")
     for r in summary.results:
-        status = r.status if r.status != "failed" else f"[red]failed ({r.stage})[/]"
+        status = {"failed": f"[red]failed ({r.stage})[/]", "skipped": f"[yellow]skipped ({r.stage})[/]"}.get(r.status, r.status)
         table.add_row(Path(r.path).name, status, f"{r.duration_s:.1f} s", str(r.speakers), str(r.observations), str(r.words))
     out.print(table)
     rtf = data["real_time_factor"]
+    extra = "".join(f", {data[k]} {k}" for k in ("skipped", "deferred") if data[k])
     out.print(
-        f"{data['recordings']} recordings ({data['done']} new, {data['unchanged']} unchanged, "
-        f"{data['failed']} failed); {data['audio_seconds'] / 60:.1f} min of audio, "
+        f"{data['recordings']} recordings ({data['new']} new, {data['changed']} changed; {data['done']} done, "
+        f"{data['unchanged']} unchanged, {data['failed']} failed{extra}); {data['audio_seconds'] / 60:.1f} min of audio, "
         f"{data['speakers']} speakers, {data['observations']} observations; "
         f"wall {data['wall_seconds']:.1f} s" + (f", real-time factor {rtf:.3f}" if rtf else ""),
         highlight=False,
@@ -144,8 +201,9 @@ def _report(summary: IngestSummary, as_json: bool) -> None:
         out.print("stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in data["stage_seconds"].items()), highlight=False)
     if summary.database:
         out.print(f"database: {summary.database}", highlight=False)
-    for r in summary.failed:
-        out.print(f"[red]failed[/] {r.stage}: {r.message}", highlight=False)
+    for r in summary.results:
+        if r.status in ("failed", "skipped", "deferred"):
+            out.print(f"{r.status} {r.stage or ''}: {r.message}", highlight=False)
 
 
 def _stage_command(stage: str, summary_line: str, example: str):
@@ -163,6 +221,12 @@ def _stage_command(stage: str, summary_line: str, example: str):
         manifest: Manifest = None,
         allow_downloads: Downloads = False,
         wait: Wait = 0.0,
+        retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Try again files that failed before and have not changed.")] = False,
+        max_files: Annotated[Optional[int], typer.Option("--max-files", min=1, help="Process at most this many new or changed files.")] = None,
+        max_hours: Annotated[Optional[float], typer.Option("--max-hours", min=0, help="Stop starting new files after this many hours of audio.")] = None,
+        log_file: Annotated[Optional[Path], typer.Option("--log-file", help="Append a log of the run to this file.")] = None,
+        log_format: Annotated[str, typer.Option("--log-format", help="text or jsonl.")] = "text",
+        settle_seconds: Annotated[float, typer.Option("--settle-seconds", help="A file modified this recently is checked for still being written.")] = 10.0,
         as_json: AsJson = False,
     ) -> None:
         overrides = {"extract.audio_stream": audio_stream, "segment.max_pause": max_pause}
@@ -170,8 +234,10 @@ def _stage_command(stage: str, summary_line: str, example: str):
             overrides["allow_downloads"] = True
         if language is not None:
             overrides["asr.language"] = language
-        count = SpeakerCount(num_speakers, min_speakers, max_speakers)
-        _run(stage, source, db, workspace, profile, overrides, count, manifest, as_json, wait)
+        _run(RunRequest(
+            stage, source, db, workspace, profile, overrides, SpeakerCount(num_speakers, min_speakers, max_speakers),
+            manifest, as_json, wait, Limits(max_files, max_hours), retry_failed, log_file, log_format, settle_seconds,
+        ))  # fmt: skip
 
     command.__doc__ = f"{summary_line}\n\nExample:\n\n  {example}"
     return command
@@ -315,10 +381,9 @@ def demo(
     recording_dir = build_demo(folder)
     err.print(f"demo recording: {recording_dir}", highlight=False)
     try:
-        _run("load", recording_dir, folder / "demo.duckdb", folder / "work", "default", {}, SpeakerCount(),
-             None, as_json, 0.0)  # fmt: skip
+        _run(RunRequest("load", recording_dir, folder / "demo.duckdb", folder / "work", as_json=as_json))
     except typer.Exit as done:
-        if not as_json and done.exit_code == Exit.OK:
+        if not as_json and done.exit_code in (Exit.OK, Exit.NOTHING_TO_DO):
             out.print(
                 "example query: emessi query --db "
                 f"{folder / 'demo.duckdb'} \"SELECT speaker_label, count(*) AS turns, "

@@ -66,6 +66,10 @@ CREATE TABLE IF NOT EXISTS speaker_turns (
 CREATE TABLE IF NOT EXISTS failures (
     run_id VARCHAR, failed_at TIMESTAMP, path VARCHAR, recording_id VARCHAR, stage VARCHAR,
     message VARCHAR, file_signature VARCHAR, resolved BOOLEAN DEFAULT false);
+-- Columns added after the first schema; a database made before gains them on its next write.
+ALTER TABLE failures ADD COLUMN IF NOT EXISTS file_signature VARCHAR;
+ALTER TABLE failures ADD COLUMN IF NOT EXISTS resolved BOOLEAN DEFAULT false;
+ALTER TABLE words ADD COLUMN IF NOT EXISTS asr_segment INTEGER;
 CREATE OR REPLACE VIEW current_observations AS
     SELECT o.*, r.name AS recording_name, r.group_id, r.session_no
     FROM observations o JOIN recordings r

@@ -45,7 +45,7 @@ def test_unknown_profile_is_a_usage_error(tmp_path):
 def test_empty_folder_means_no_recordings(tmp_path):
     result = runner.invoke(app, ["ingest", str(tmp_path), "--db", str(tmp_path / "x.duckdb"), "--json",
                                  "-w", str(tmp_path / "w")])  # fmt: skip
-    assert result.exit_code == Exit.NO_RECORDINGS
+    assert result.exit_code == Exit.NOTHING_TO_DO
     assert json.loads(result.stdout)["recordings"] == 0
 
 
@@ -83,7 +83,7 @@ def test_ingest_json_exit_codes_and_query(tmp_path):
     assert query.exit_code == 0 and json.loads(query.stdout)[0]["n"] == data["observations"] > 0
     (folder / "broken.mkv").unlink()
     again = runner.invoke(app, args)
-    assert again.exit_code == Exit.OK and json.loads(again.stdout)["unchanged"] == 1
+    assert again.exit_code == Exit.NOTHING_TO_DO and json.loads(again.stdout)["unchanged"] == 1
 
 
 def test_query_is_read_only(tmp_path):
