@@ -264,6 +264,51 @@ app.command("ingest")(
 )
 
 
+@app.command("status")
+def status(
+    source: Source,
+    db: Db = Path("emessi.duckdb"),
+    workspace: Work = Path("emessi-work"),
+    profile: ProfileOpt = "default",
+    language: Lang = None,
+    max_pause: Pause = None,
+    num_speakers: NumSpk = None,
+    manifest: Manifest = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show, per recording, which stages are done, failed (with the cause) or pending.
+
+    The answer is for the settings given (profile and options), as `ingest` with the same
+    settings would see it.
+
+    Example:
+
+      emessi status recordings/ --db meetings.duckdb
+    """
+    prof = load_profile(profile, {"asr.language": language, "segment.max_pause": max_pause})
+    count = SpeakerCount(num_speakers=num_speakers)
+    rows, note = Ingestor(prof, workspace, db, speaker_count=count).status(source, manifest)
+    totals = {state: sum(r["stages"]["load"] == state for r in rows) for state in ("done", "pending")}
+    totals["failed"] = sum("failed" in r["stages"].values() for r in rows)
+    totals["pending"] -= totals["failed"]
+    if as_json:
+        print(json.dumps({"recordings": rows, "totals": totals, "note": note}, indent=2))
+        return
+    table = Table(show_edge=False)
+    table.add_column("recording")
+    for stage in STAGES:
+        table.add_column(stage)
+    table.add_column("cause")
+    colour = {"done": "green", "failed": "red", "pending": "yellow"}
+    for r in rows:
+        cells = [f"[{colour[v]}]{v}[/]" for v in r["stages"].values()]
+        table.add_row(Path(r["path"]).name, *cells, r["cause"] or "")
+    out.print(table)
+    out.print(f"{len(rows)} recordings: {totals['done']} loaded, {totals['failed']} failed, {totals['pending']} pending")
+    if note:
+        out.print(note, highlight=False)
+
+
 @models_app.callback(invoke_without_command=True)
 def models_default(ctx: typer.Context, profile: ProfileOpt = "default", as_json: AsJson = False) -> None:
     if ctx.invoked_subcommand is None:

@@ -383,6 +383,47 @@ class Ingestor:
         result.status = "unchanged"
         result.duration_s, result.speakers, result.observations, result.words = duration, speakers, observations, words
 
+    def status(self, source: Path, manifest_path: Path | None = None) -> tuple[list[dict], str | None]:
+        """Per recording, which stages are done, failed or pending; reads, never writes.
+
+        Returns the rows and a note when the database could not be read (held by a run).
+        """
+        source = Path(source)
+        manifest_path = manifest_path or find_manifest(source)
+        manifest = read_manifest(manifest_path) if manifest_path else {}
+        index = ContentIndex(self.workspace.root / "content-index.json")
+        con, note = None, None
+        if self.database_path and Path(self.database_path).exists():
+            try:
+                con = database.connect(self.database_path, read_only=True)
+            except Exception as error:  # noqa: BLE001 - status must still show the workspace
+                note = f"database not readable now ({' '.join(str(error).split())[:120]})"
+        rows = [self._status_row(p, source, manifest, index, con) for p in audio.find_recordings(source)]
+        if con is not None:
+            con.close()
+        return rows, note
+
+    def _status_row(self, path: Path, source: Path, manifest, index: ContentIndex, con) -> dict:
+        row = {"path": str(path), "stages": {stage: "pending" for stage in STAGES}, "cause": None}
+        failure = database.unresolved_failure(con, path, _signature(path)) if con is not None else None
+        try:
+            meta = metadata_for(path, source, manifest, self.profile.metadata.filename_pattern)
+            chain = _Chain(self, path, index.sha256(path), meta, RecordingResult(path=str(path), status=""))
+            chain.compute_keys()
+        except OSError as error:
+            row["stages"]["extract"], row["cause"] = "failed", f"cannot read it ({error.strerror or error})"
+            return row
+        row["recording_id"] = chain.recording_id
+        for stage in STAGES[:-1]:
+            if self.workspace.path(stage, chain.keys[stage]).is_file():
+                row["stages"][stage] = "done"
+        if con is not None and database.is_current(con, chain.recording_id, chain.set_id, path, meta):
+            row["stages"] = {stage: "done" for stage in STAGES}
+        elif failure:
+            row["stages"][failure[0] if failure[0] in STAGES else "extract"] = "failed"
+            row["cause"] = failure[1]
+        return row
+
     def check_free_space(self, path: Path) -> None:
         """Refuse to extract when the workspace cannot hold the WAV (16-bit mono) and a margin."""
         info = audio.probe(path, self.profile.extract.audio_stream)
