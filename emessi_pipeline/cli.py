@@ -309,6 +309,36 @@ def status(
         out.print(note, highlight=False)
 
 
+@app.command("clean")
+def clean_command(
+    db: Db = Path("emessi.duckdb"),
+    workspace: Work = Path("emessi-work"),
+    keep_audio: Annotated[bool, typer.Option("--keep-audio", help="Keep extracted WAVs of current recordings.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed.")] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Remove workspace artifacts that can be rebuilt: extracted WAVs, artifacts no current
+    observation set uses, and temporary files of killed runs. The database is never touched.
+
+    Example:
+
+      emessi clean --db meetings.duckdb --workspace emessi-work --dry-run
+    """
+    from .clean import clean
+
+    try:
+        report = clean(workspace, db, keep_audio=keep_audio, dry_run=dry_run)
+    except (LockedError, DatabaseBusyError) as error:
+        err.print(f"[red]error:[/] {' '.join(str(error).split())}", highlight=False)
+        raise typer.Exit(Exit.NOTHING_DONE)
+    if as_json:
+        print(json.dumps({"removed": report.removed, "bytes_freed": report.bytes_freed, "kept": report.kept,
+                          "dry_run": dry_run}, indent=2))  # fmt: skip
+        return
+    verb = "would remove" if dry_run else "removed"
+    out.print(f"{verb} {len(report.removed)} files ({report.bytes_freed / 1e6:.1f} MB); kept {report.kept}")
+
+
 @models_app.callback(invoke_without_command=True)
 def models_default(ctx: typer.Context, profile: ProfileOpt = "default", as_json: AsJson = False) -> None:
     if ctx.invoked_subcommand is None:

@@ -365,7 +365,9 @@ class Ingestor:
                     self._fill_from_database(con, chain, result)
                     return
             for stage in STAGES[: STAGES.index(until) + 1]:
-                if stage == "load":
+                if stage == "extract":
+                    chain.extract(need_wav=chain.models_needed(until))
+                elif stage == "load":
                     result.status = "done" if self._load(con, chain, run_id) else "unchanged"
                 else:
                     getattr(chain, stage)()
@@ -488,6 +490,8 @@ class _Chain:
         self.owner.reporter.stage(self.path, stage, completed, total)
 
     def audio(self) -> np.ndarray:
+        if not self.wav.is_file():
+            self._extract_wav()
         if self._audio is None:
             self._audio, _ = audio.read_wav(self.wav)
         return self._audio
@@ -505,17 +509,27 @@ class _Chain:
         keys["segment"] = stage_key(keys["align"], _section(profile, "segment"), STAGE_VERSIONS["segment"])
         self.set_id = observation_set_id(self.recording_id, keys["segment"])
 
-    def extract(self) -> None:
-        cfg, key = self.profile.extract, self.keys["extract"]
+    def extract(self, need_wav: bool = True) -> None:
+        """Media info always; the WAV only when a model still has to hear it (``clean`` drops WAVs)."""
+        key = self.keys["extract"]
         self.wav = self.ws.path("extract", key, ".wav")
         media = self.ws.load("extract", key, MediaInfo)
-        if media is None or not self.wav.is_file():
-            self._report("extract")
-            self.owner.check_free_space(self.path)
-            media = self._timed("extract", lambda: audio.extract(self.path, self.wav, cfg.audio_stream, cfg.sample_rate))
-            self.ws.save("extract", key, media)
+        if media is None or (need_wav and not self.wav.is_file()):
+            media = self._extract_wav()
         self.media = media.model_copy(update={"path": str(self.path)})
         self.result.duration_s = round(media.duration, 3)
+
+    def _extract_wav(self) -> MediaInfo:
+        cfg, key = self.profile.extract, self.keys["extract"]
+        self._report("extract")
+        self.owner.check_free_space(self.path)
+        media = self._timed("extract", lambda: audio.extract(self.path, self.wav, cfg.audio_stream, cfg.sample_rate))
+        self.ws.save("extract", key, media)
+        return media
+
+    def models_needed(self, until: str) -> bool:
+        stages = [s for s in ("transcribe", "diarize") if STAGES.index(s) <= STAGES.index(until)]
+        return until == "extract" or any(not self.ws.path(s, self.keys[s]).is_file() for s in stages)
 
     def transcribe(self) -> None:
         key = self.keys["transcribe"]
