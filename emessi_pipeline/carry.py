@@ -1,8 +1,255 @@
 """Carry human work (codings, speaker assignments, corrections) from a recording's previous
-observation set to its new one when the recording is re-processed."""
+observation set to its new one when the recording is re-processed.
+
+Nothing is deleted and nothing is dropped: every item of the old set gets one `carry_log` row
+whose outcome is `carried` (copied to the new set, `carried_from` naming the original),
+`already_present` (the new set has the same thing, e.g. when a recording goes back to a set it
+had before), or `review` (no unambiguous match; the `carry_review` view lists these for a person).
+
+Matching is by time, because labels and observation ids mean nothing across sets:
+- an observation matches the one new observation that covers at least half of it and is at
+  least half covered by it (mutual majority); several or none is ambiguous;
+- a text correction also needs the new observation to have the same ASR text (otherwise the
+  corrected wording may no longer fit it);
+- a speaker label matches the new label it shares the most exclusive-diarisation time with, when
+  that is at least half of its talk time and it is also that new label's best old label.
+"""
 
 from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+
+from .dataset import new_id, now
+
+MAJORITY = 0.5
+POINT = 0.01  # seconds: an observation shorter than this is matched by its midpoint
+
+
+@dataclass(frozen=True)
+class Match:
+    target: str | None
+    candidates: list[dict]
+    reason: str
 
 
 def carry_over(con, recording_id: str, old_set_id: str | None, new_set_id: str) -> None:
     """Called inside the load transaction after *new_set_id* became the current set."""
+    if not old_set_id or old_set_id == new_set_id:
+        return
+    _carry_assignments(con, recording_id, old_set_id, new_set_id)
+    codings = [r[0] for r in con.execute(
+        "SELECT c.coding_id FROM codings c JOIN observations o USING (observation_id) "
+        "WHERE o.set_id = ? AND c.superseded_at IS NULL ORDER BY c.coded_at, c.coding_id", [old_set_id]).fetchall()]  # fmt: skip
+    corrections = [r[0] for r in con.execute(
+        "SELECT c.correction_id FROM text_corrections c JOIN observations o USING (observation_id) "
+        "WHERE o.set_id = ? AND c.superseded_at IS NULL", [old_set_id]).fetchall()]  # fmt: skip
+    _carry_codings(con, recording_id, old_set_id, new_set_id, codings)
+    _carry_corrections(con, recording_id, old_set_id, new_set_id, corrections)
+
+
+def carry_to_current(con, coding_ids: list[str], correction_ids: list[str]) -> tuple[int, int]:
+    """Carry just-written codings/corrections that landed on a non-current set to the current one.
+
+    Returns (carried, sent to review)."""
+    carried = review = 0
+    for kind, table, key, ids in (("coding", "codings", "coding_id", coding_ids),
+                                  ("correction", "text_corrections", "correction_id", correction_ids)):  # fmt: skip
+        if not ids:
+            continue
+        rows = con.execute(
+            f"""SELECT o.recording_id, o.set_id, r.current_set_id, list(x.{key})
+                FROM {table} x JOIN observations o USING (observation_id)
+                JOIN recordings r ON o.recording_id = r.recording_id
+                WHERE list_contains(?, x.{key}) AND o.set_id <> r.current_set_id
+                GROUP BY ALL""",
+            [ids],
+        ).fetchall()
+        for recording_id, old_set, new_set, items in rows:
+            carry = _carry_codings if kind == "coding" else _carry_corrections
+            outcomes = carry(con, recording_id, old_set, new_set, items)
+            carried += outcomes.count("carried") + outcomes.count("already_present")
+            review += outcomes.count("review")
+    return carried, review
+
+
+def _log(con, recording_id, old_set, new_set, kind, item_id, old_target, outcome, match: Match) -> str:
+    con.execute(
+        "INSERT INTO carry_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [recording_id, old_set, new_set, kind, item_id, old_target, outcome, match.target,
+         json.dumps(match.candidates), match.reason, now()],
+    )  # fmt: skip
+    return outcome
+
+
+def match_observations(con, old_set: str, new_set: str, observation_ids: list[str]) -> dict[str, Match]:
+    """For each old observation, its unambiguous counterpart in *new_set* (or None, with why)."""
+    if not observation_ids:
+        return {}
+    spans = {
+        oid: (start, end)
+        for oid, start, end in con.execute(
+            "SELECT observation_id, start_s, end_s FROM observations WHERE list_contains(?, observation_id)",
+            [observation_ids],
+        ).fetchall()
+    }
+    overlaps = defaultdict(list)
+    for old_id, new_id_, start, end, overlap in con.execute(
+        """SELECT o.observation_id, n.observation_id, n.start_s, n.end_s,
+                  least(o.end_s, n.end_s) - greatest(o.start_s, n.start_s)
+           FROM observations o JOIN observations n
+             ON n.set_id = ? AND n.end_s >= o.start_s AND n.start_s <= o.end_s
+           WHERE o.set_id = ? AND list_contains(?, o.observation_id)""",
+        [new_set, old_set, observation_ids],
+    ).fetchall():
+        overlaps[old_id].append((new_id_, start, end, max(overlap, 0.0)))
+    result = {}
+    for oid in observation_ids:
+        start, end = spans[oid]
+        found = overlaps.get(oid, [])
+        candidates = [{"observation_id": n, "overlap_s": round(ov, 3)} for n, _, _, ov in found if ov > 0 or end - start < POINT]
+        if end - start < POINT:
+            mid = (start + end) / 2
+            hits = [n for n, s, e, _ in found if s <= mid <= e]
+        else:
+            hits = [n for n, s, e, ov in found if ov >= MAJORITY * (end - start) and ov >= MAJORITY * max(e - s, POINT)]
+        if len(hits) == 1:
+            result[oid] = Match(hits[0], candidates, "time overlap: mutual majority")
+        elif not candidates:
+            result[oid] = Match(None, candidates, "no observation of the new set overlaps it")
+        else:
+            result[oid] = Match(None, candidates, "split or merged: no single observation covers most of it")
+    return result
+
+
+def _carry_codings(con, recording_id, old_set, new_set, coding_ids: list[str]) -> list[str]:
+    if not coding_ids:
+        return []
+    rows = con.execute(
+        "SELECT coding_id, observation_id, coder, dimension, code, codebook_version, source, coded_at "
+        "FROM codings WHERE list_contains(?, coding_id) ORDER BY coded_at, coding_id",
+        [coding_ids],
+    ).fetchall()
+    matches = match_observations(con, old_set, new_set, sorted({r[1] for r in rows}))
+    multiple = dict(con.execute("SELECT dimension, multiple FROM codebook_dimensions").fetchall())
+    outcomes = []
+    for coding_id, obs, coder, dim, code, version, source, coded_at in rows:
+        match = matches[obs]
+        if match.target is None:
+            outcomes.append(_log(con, recording_id, old_set, new_set, "coding", coding_id, obs, "review", match))
+            continue
+        there = [r[0] for r in con.execute(
+            "SELECT code FROM codings WHERE observation_id = ? AND coder = ? AND dimension = ? AND superseded_at IS NULL",
+            [match.target, coder, dim]).fetchall()]  # fmt: skip
+        if code in there:
+            outcomes.append(_log(con, recording_id, old_set, new_set, "coding", coding_id, obs, "already_present", match))
+        elif there and not multiple.get(dim, False):
+            conflict = Match(None, match.candidates, f"{match.target} already has {dim}={there[0]} by {coder}")
+            outcomes.append(_log(con, recording_id, old_set, new_set, "coding", coding_id, obs, "review", conflict))
+        else:
+            con.execute(
+                "INSERT INTO codings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                [new_id(), match.target, coder, dim, code, version, source, coded_at, coding_id],
+            )
+            outcomes.append(_log(con, recording_id, old_set, new_set, "coding", coding_id, obs, "carried", match))
+    return outcomes
+
+
+def _carry_corrections(con, recording_id, old_set, new_set, correction_ids: list[str]) -> list[str]:
+    if not correction_ids:
+        return []
+    rows = con.execute(
+        "SELECT c.correction_id, c.observation_id, c.corrector, c.text, c.corrected_at, o.text "
+        "FROM text_corrections c JOIN observations o USING (observation_id) WHERE list_contains(?, c.correction_id)",
+        [correction_ids],
+    ).fetchall()
+    matches = match_observations(con, old_set, new_set, sorted({r[1] for r in rows}))
+    outcomes = []
+    for correction_id, obs, corrector, text, corrected_at, asr_text in rows:
+        match = matches[obs]
+        if match.target is not None:
+            new_text = con.execute("SELECT text FROM observations WHERE observation_id = ?", [match.target]).fetchone()[0]
+            if new_text != asr_text:
+                match = Match(None, match.candidates, f"{match.target} has other ASR text; check the correction by hand")
+        if match.target is None:
+            outcomes.append(_log(con, recording_id, old_set, new_set, "correction", correction_id, obs, "review", match))
+            continue
+        current = con.execute(
+            "SELECT text FROM text_corrections WHERE observation_id = ? AND superseded_at IS NULL", [match.target]
+        ).fetchone()
+        if current and current[0] == text:
+            outcomes.append(_log(con, recording_id, old_set, new_set, "correction", correction_id, obs, "already_present", match))
+            continue
+        if current:
+            conflict = Match(None, match.candidates, f"{match.target} already has another correction")
+            outcomes.append(_log(con, recording_id, old_set, new_set, "correction", correction_id, obs, "review", conflict))
+            continue
+        con.execute("INSERT INTO text_corrections VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                    [new_id(), match.target, corrector, text, corrected_at, correction_id])  # fmt: skip
+        outcomes.append(_log(con, recording_id, old_set, new_set, "correction", correction_id, obs, "carried", match))
+    return outcomes
+
+
+def _label_overlaps(con, old_set: str, new_set: str) -> dict[tuple[str, str], float]:
+    """Seconds each old label shares with each new label (exclusive diarisation; observations
+    when a set has no turns)."""
+    query = """
+        WITH spans AS (
+            SELECT set_id, speaker_label, start_s, end_s FROM speaker_turns
+            WHERE kind = 'exclusive' AND set_id IN (?, ?)
+            UNION ALL
+            SELECT set_id, speaker_label, start_s, end_s FROM observations
+            WHERE set_id IN (?, ?) AND set_id NOT IN (SELECT set_id FROM speaker_turns WHERE kind = 'exclusive'))
+        SELECT a.speaker_label, b.speaker_label,
+               sum(greatest(least(a.end_s, b.end_s) - greatest(a.start_s, b.start_s), 0))
+        FROM spans a JOIN spans b ON a.set_id = ? AND b.set_id = ?
+         AND b.end_s > a.start_s AND b.start_s < a.end_s
+        GROUP BY 1, 2"""
+    rows = con.execute(query, [old_set, new_set, old_set, new_set, old_set, new_set]).fetchall()
+    return {(a, b): s for a, b, s in rows}
+
+
+def _carry_assignments(con, recording_id, old_set, new_set) -> list[str]:
+    rows = con.execute(
+        "SELECT assignment_id, speaker_label, participant_id, role, assigned_by FROM speaker_assignments "
+        "WHERE set_id = ? AND superseded_at IS NULL ORDER BY speaker_label",
+        [old_set],
+    ).fetchall()
+    if not rows:
+        return []
+    from .speakers import _write_assignment
+
+    shared = _label_overlaps(con, old_set, new_set)
+    talk = defaultdict(float)
+    best_old: dict[str, tuple[float, str]] = {}
+    for (old, new), seconds in shared.items():
+        talk[old] += seconds
+        if seconds > best_old.get(new, (0.0, ""))[0]:
+            best_old[new] = (seconds, old)
+    outcomes = []
+    for assignment_id, label, participant, role, by in rows:
+        options = sorted(((s, new) for (old, new), s in shared.items() if old == label), reverse=True)
+        candidates = [{"speaker_label": new, "shared_s": round(s, 3)} for s, new in options]
+        if not options:
+            match = Match(None, candidates, "the label shares no time with any label of the new set")
+        elif options[0][0] < MAJORITY * talk[label] or best_old.get(options[0][1], (0.0, None))[1] != label:
+            match = Match(None, candidates, "no new label shares most of this label's time (and it theirs)")
+        else:
+            match = Match(options[0][1], candidates, "exclusive diarisation overlap: mutual best")
+        if match.target is None:
+            outcomes.append(_log(con, recording_id, old_set, new_set, "assignment", assignment_id, label, "review", match))
+            continue
+        current = con.execute(
+            "SELECT participant_id, role FROM speaker_assignments WHERE set_id = ? AND speaker_label = ? AND superseded_at IS NULL",
+            [new_set, match.target],
+        ).fetchone()
+        if current == (participant, role):
+            outcomes.append(_log(con, recording_id, old_set, new_set, "assignment", assignment_id, label, "already_present", match))
+        elif current:
+            conflict = Match(None, candidates, f"{match.target} is already assigned to {current[0]} ({current[1]})")
+            outcomes.append(_log(con, recording_id, old_set, new_set, "assignment", assignment_id, label, "review", conflict))
+        else:
+            _write_assignment(con, recording_id, match.target, participant, role, by, assignment_id, set_id=new_set)
+            outcomes.append(_log(con, recording_id, old_set, new_set, "assignment", assignment_id, label, "carried", match))
+    return outcomes

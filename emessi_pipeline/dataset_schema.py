@@ -1,4 +1,289 @@
 """Tables and views of the coded dataset (participants, codebooks, codings), on top of the
-ingest tables in database.py. Applied by database.connect on every writable connection."""
+ingest tables in database.py. Applied by database.connect on every writable connection.
 
-SCHEMA = ""
+Human work (assignments, codings, corrections) is append-only: a change marks the old row
+`superseded_at` instead of deleting it, so every earlier decision can still be read back.
+Views read only the rows that are in force (`superseded_at IS NULL`) on each recording's
+current observation set.
+"""
+
+ROLES = ("leader", "facilitator", "participant", "unknown")
+
+TABLES = f"""
+CREATE TABLE IF NOT EXISTS participants (
+    participant_id VARCHAR PRIMARY KEY, group_id VARCHAR, name VARCHAR, note VARCHAR,
+    created_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS speaker_assignments (
+    assignment_id VARCHAR PRIMARY KEY, recording_id VARCHAR NOT NULL, set_id VARCHAR NOT NULL,
+    speaker_label VARCHAR NOT NULL, participant_id VARCHAR,
+    role VARCHAR NOT NULL CHECK (role IN {ROLES!r}),
+    assigned_by VARCHAR, assigned_at TIMESTAMP, carried_from VARCHAR, superseded_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS codebook_versions (
+    version INTEGER PRIMARY KEY, name VARCHAR, source VARCHAR, content_sha256 VARCHAR,
+    imported_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS codebook_dimensions (
+    dimension VARCHAR PRIMARY KEY, label VARCHAR, description VARCHAR, multiple BOOLEAN,
+    first_version INTEGER, last_version INTEGER, retired BOOLEAN, position INTEGER);
+CREATE TABLE IF NOT EXISTS codebook_codes (
+    dimension VARCHAR, code VARCHAR, label VARCHAR, description VARCHAR,
+    first_version INTEGER, last_version INTEGER, retired BOOLEAN, position INTEGER,
+    PRIMARY KEY (dimension, code));
+CREATE TABLE IF NOT EXISTS codebook_entries (
+    version INTEGER, dimension VARCHAR, code VARCHAR, label VARCHAR, description VARCHAR,
+    multiple BOOLEAN, PRIMARY KEY (version, dimension, code));
+CREATE TABLE IF NOT EXISTS codings (
+    coding_id VARCHAR PRIMARY KEY, observation_id VARCHAR NOT NULL, coder VARCHAR NOT NULL,
+    dimension VARCHAR NOT NULL, code VARCHAR NOT NULL, codebook_version INTEGER, source VARCHAR,
+    coded_at TIMESTAMP, carried_from VARCHAR, superseded_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS text_corrections (
+    correction_id VARCHAR PRIMARY KEY, observation_id VARCHAR NOT NULL, corrector VARCHAR,
+    text VARCHAR NOT NULL, corrected_at TIMESTAMP, carried_from VARCHAR, superseded_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS carry_log (
+    recording_id VARCHAR, old_set_id VARCHAR, new_set_id VARCHAR, kind VARCHAR, item_id VARCHAR,
+    old_target VARCHAR, outcome VARCHAR, new_target VARCHAR, candidates JSON, reason VARCHAR,
+    logged_at TIMESTAMP);
+"""
+
+# Base views: who is speaking (participant and role) and what they said (corrected text).
+BASE_VIEWS = """
+CREATE OR REPLACE VIEW current_speaker_assignments AS
+    SELECT a.recording_id, a.set_id, a.speaker_label, a.participant_id, a.role,
+           p.name AS participant_name, coalesce(p.group_id, r.group_id) AS group_id,
+           a.assigned_by, a.assigned_at, a.carried_from
+    FROM speaker_assignments a
+    JOIN recordings r ON a.recording_id = r.recording_id AND a.set_id = r.current_set_id
+    LEFT JOIN participants p ON a.participant_id = p.participant_id
+    WHERE a.superseded_at IS NULL;
+CREATE OR REPLACE VIEW current_corrections AS
+    SELECT c.* FROM text_corrections c
+    JOIN current_observations o ON c.observation_id = o.observation_id
+    WHERE c.superseded_at IS NULL;
+CREATE OR REPLACE VIEW utterances AS
+    SELECT o.observation_id, o.recording_id, o.recording_name, o.group_id, o.session_no,
+           r.session_date, o.set_id, o.seq, o.speaker_label, a.participant_id,
+           a.participant_name, coalesce(a.role, 'unknown') AS role,
+           coalesce(a.participant_id, o.speaker_label) AS speaker,
+           o.start_s, o.end_s, o.duration_s, o.word_count,
+           coalesce(c.text, o.text) AS text, o.text AS asr_text, c.text IS NOT NULL AS corrected,
+           o.overlap, o.mean_word_prob
+    FROM current_observations o
+    JOIN recordings r ON o.recording_id = r.recording_id
+    LEFT JOIN current_speaker_assignments a
+      ON o.recording_id = a.recording_id AND o.speaker_label = a.speaker_label
+    LEFT JOIN current_corrections c ON o.observation_id = c.observation_id;
+CREATE OR REPLACE VIEW current_codings AS
+    SELECT c.coding_id, c.observation_id, u.recording_id, u.recording_name, u.group_id,
+           u.session_no, u.seq, u.start_s, u.end_s, u.speaker_label, u.speaker,
+           u.participant_id, u.role, c.coder, c.dimension, c.code, k.label AS code_label,
+           coalesce(k.retired, false) AS code_retired, c.codebook_version, c.source, c.coded_at,
+           c.carried_from
+    FROM codings c
+    JOIN utterances u ON c.observation_id = u.observation_id
+    LEFT JOIN codebook_codes k ON c.dimension = k.dimension AND c.code = k.code
+    WHERE c.superseded_at IS NULL;
+CREATE OR REPLACE VIEW carry_review AS
+    SELECT * FROM carry_log WHERE outcome = 'review';
+"""
+
+# Turn = a maximal run of one speaker's consecutive observations (an observation also ends at a
+# long pause of the same speaker, which is not a change of turn).
+TALK_VIEWS = """
+CREATE OR REPLACE VIEW turns AS
+    WITH marked AS (
+        SELECT *, CASE WHEN speaker IS DISTINCT FROM
+                     lag(speaker) OVER (PARTITION BY recording_id ORDER BY seq) THEN 1 ELSE 0 END AS new_turn
+        FROM utterances),
+    numbered AS (
+        SELECT *, sum(new_turn) OVER (PARTITION BY recording_id ORDER BY seq
+                                      ROWS UNBOUNDED PRECEDING)::INTEGER AS turn_no
+        FROM marked)
+    SELECT recording_id, any_value(recording_name) AS recording_name, any_value(group_id) AS group_id,
+           any_value(session_no) AS session_no, turn_no, speaker,
+           any_value(participant_id) AS participant_id, any_value(role) AS role,
+           min(start_s) AS start_s, max(end_s) AS end_s,
+           round(max(end_s) - min(start_s), 3) AS duration_s,
+           round(sum(duration_s), 3) AS speech_s, count(*) AS observations,
+           sum(word_count)::INTEGER AS words, string_agg(text, ' ' ORDER BY seq) AS text
+    FROM numbered GROUP BY recording_id, turn_no, speaker;
+CREATE OR REPLACE VIEW talk_per_speaker AS
+    WITH marked AS (
+        SELECT *, CASE WHEN speaker_label IS DISTINCT FROM
+                     lag(speaker_label) OVER (PARTITION BY recording_id ORDER BY seq) THEN 1 ELSE 0 END AS new_turn
+        FROM utterances),
+    totals AS (SELECT recording_id, sum(duration_s) AS total FROM utterances GROUP BY 1)
+    SELECT m.recording_id, any_value(m.recording_name) AS recording_name,
+           any_value(m.group_id) AS group_id, any_value(m.session_no) AS session_no,
+           m.speaker_label, any_value(m.participant_id) AS participant_id, any_value(m.role) AS role,
+           round(sum(m.duration_s), 3) AS talk_s, sum(m.new_turn)::INTEGER AS turns, count(*) AS observations,
+           round(sum(m.duration_s) / nullif(sum(m.new_turn), 0), 3) AS mean_turn_s,
+           sum(m.word_count)::INTEGER AS words,
+           round(sum(m.duration_s) / nullif(any_value(t.total), 0), 4) AS share
+    FROM marked m JOIN totals t USING (recording_id)
+    GROUP BY m.recording_id, m.speaker_label;
+CREATE OR REPLACE VIEW talk_per_participant AS
+    WITH totals AS (SELECT recording_id, sum(speech_s) AS total FROM turns GROUP BY 1)
+    SELECT t.recording_id, any_value(t.recording_name) AS recording_name,
+           any_value(t.group_id) AS group_id, any_value(t.session_no) AS session_no,
+           t.speaker, any_value(t.participant_id) AS participant_id, any_value(t.role) AS role,
+           round(sum(t.speech_s), 3) AS talk_s, count(*) AS turns,
+           round(avg(t.speech_s), 3) AS mean_turn_s, sum(t.words)::INTEGER AS words,
+           round(sum(t.speech_s) / nullif(any_value(s.total), 0), 4) AS share
+    FROM turns t JOIN totals s USING (recording_id)
+    GROUP BY t.recording_id, t.speaker;
+CREATE OR REPLACE VIEW talk_per_role AS
+    WITH totals AS (SELECT recording_id, sum(speech_s) AS total FROM turns GROUP BY 1)
+    SELECT t.recording_id, any_value(t.recording_name) AS recording_name,
+           any_value(t.group_id) AS group_id, any_value(t.session_no) AS session_no, t.role,
+           count(DISTINCT t.speaker) AS speakers, round(sum(t.speech_s), 3) AS talk_s,
+           count(*) AS turns, round(avg(t.speech_s), 3) AS mean_turn_s, sum(t.words)::INTEGER AS words,
+           round(sum(t.speech_s) / nullif(any_value(s.total), 0), 4) AS share
+    FROM turns t JOIN totals s USING (recording_id)
+    GROUP BY t.recording_id, t.role;
+CREATE OR REPLACE VIEW group_talk_per_participant AS
+    WITH totals AS (SELECT group_id, sum(speech_s) AS total FROM turns GROUP BY 1)
+    SELECT t.group_id, t.speaker, any_value(t.participant_id) AS participant_id,
+           string_agg(DISTINCT t.role, ',' ORDER BY t.role) AS roles,
+           count(DISTINCT t.recording_id) AS sessions, round(sum(t.speech_s), 3) AS talk_s,
+           count(*) AS turns, round(avg(t.speech_s), 3) AS mean_turn_s, sum(t.words)::INTEGER AS words,
+           round(sum(t.speech_s) / nullif(any_value(s.total), 0), 4) AS share
+    FROM turns t JOIN totals s ON t.group_id IS NOT DISTINCT FROM s.group_id
+    GROUP BY t.group_id, t.speaker;
+CREATE OR REPLACE VIEW group_talk_per_role AS
+    WITH totals AS (SELECT group_id, sum(speech_s) AS total FROM turns GROUP BY 1)
+    SELECT t.group_id, t.role, count(DISTINCT t.speaker) AS speakers,
+           count(DISTINCT t.recording_id) AS sessions, round(sum(t.speech_s), 3) AS talk_s,
+           count(*) AS turns, round(avg(t.speech_s), 3) AS mean_turn_s, sum(t.words)::INTEGER AS words,
+           round(sum(t.speech_s) / nullif(any_value(s.total), 0), 4) AS share
+    FROM turns t JOIN totals s ON t.group_id IS NOT DISTINCT FROM s.group_id
+    GROUP BY t.group_id, t.role;
+CREATE OR REPLACE VIEW leadership_share AS
+    SELECT recording_id, any_value(recording_name) AS recording_name,
+           any_value(group_id) AS group_id, any_value(session_no) AS session_no,
+           round(coalesce(sum(share) FILTER (WHERE role = 'leader'), 0), 4) AS leader_share,
+           round(coalesce(sum(share) FILTER (WHERE role = 'facilitator'), 0), 4) AS facilitator_share,
+           round(coalesce(sum(share) FILTER (WHERE role = 'participant'), 0), 4) AS participant_share,
+           round(coalesce(sum(share) FILTER (WHERE role = 'unknown'), 0), 4) AS unassigned_share
+    FROM talk_per_role GROUP BY recording_id;
+CREATE OR REPLACE VIEW turn_latencies AS
+    SELECT recording_id, recording_name, group_id, session_no, turn_no,
+           speaker AS from_speaker, role AS from_role, end_s AS from_end_s,
+           lead(speaker) OVER w AS to_speaker, lead(role) OVER w AS to_role,
+           lead(start_s) OVER w AS to_start_s,
+           round(lead(start_s) OVER w - end_s, 3) AS latency_s
+    FROM turns
+    WINDOW w AS (PARTITION BY recording_id ORDER BY turn_no)
+    QUALIFY lead(speaker) OVER w IS NOT NULL;
+CREATE OR REPLACE VIEW turn_transitions AS
+    SELECT recording_id, any_value(recording_name) AS recording_name,
+           any_value(group_id) AS group_id, any_value(session_no) AS session_no,
+           from_speaker, any_value(from_role) AS from_role, to_speaker, any_value(to_role) AS to_role,
+           count(*) AS transitions, round(avg(latency_s), 3) AS mean_latency_s
+    FROM turn_latencies GROUP BY recording_id, from_speaker, to_speaker;
+CREATE OR REPLACE VIEW response_latency AS
+    SELECT recording_id, any_value(recording_name) AS recording_name,
+           any_value(group_id) AS group_id, any_value(session_no) AS session_no,
+           to_speaker AS speaker, any_value(to_role) AS role, count(*) AS responses,
+           round(avg(latency_s), 3) AS mean_latency_s, round(median(latency_s), 3) AS median_latency_s,
+           round(min(latency_s), 3) AS min_latency_s, round(max(latency_s), 3) AS max_latency_s,
+           count(*) FILTER (WHERE latency_s < 0) AS overlapping_starts
+    FROM turn_latencies GROUP BY recording_id, to_speaker;
+"""
+
+# Overlaps come from the overlap-aware diarisation: observations are cut from the exclusive one
+# and so never overlap. B interrupts A when B starts inside A's turn and A stops before B does;
+# B starting and ending inside A's turn is a backchannel, counted as an overlap only.
+OVERLAP_VIEWS = """
+CREATE OR REPLACE VIEW current_regular_turns AS
+    SELECT t.recording_id, r.name AS recording_name, r.group_id, r.session_no, t.start_s, t.end_s,
+           t.speaker_label, coalesce(a.participant_id, t.speaker_label) AS speaker,
+           coalesce(a.role, 'unknown') AS role
+    FROM speaker_turns t
+    JOIN recordings r ON t.recording_id = r.recording_id AND t.set_id = r.current_set_id
+    LEFT JOIN current_speaker_assignments a
+      ON t.recording_id = a.recording_id AND t.speaker_label = a.speaker_label
+    WHERE t.kind = 'regular';
+CREATE OR REPLACE VIEW overlap_events AS
+    SELECT a.recording_id, a.recording_name, a.group_id, a.session_no,
+           a.speaker AS speaking, a.role AS speaking_role, b.speaker AS overlapping,
+           b.role AS overlapping_role, b.start_s AS at_s,
+           round(least(a.end_s, b.end_s) - b.start_s, 3) AS overlap_s,
+           a.end_s < b.end_s AS interruption
+    FROM current_regular_turns a JOIN current_regular_turns b
+      ON a.recording_id = b.recording_id AND a.speaker <> b.speaker
+     AND b.start_s > a.start_s AND b.start_s < a.end_s;
+CREATE OR REPLACE VIEW overlaps_per_speaker AS
+    WITH made AS (
+        SELECT recording_id, overlapping AS speaker, count(*) AS overlaps_started,
+               count(*) FILTER (WHERE interruption) AS interruptions_made,
+               round(sum(overlap_s), 3) AS overlap_s
+        FROM overlap_events GROUP BY 1, 2),
+    received AS (
+        SELECT recording_id, speaking AS speaker, count(*) AS overlapped_by_others,
+               count(*) FILTER (WHERE interruption) AS interrupted_by_others
+        FROM overlap_events GROUP BY 1, 2),
+    speakers AS (SELECT DISTINCT recording_id, recording_name, group_id, session_no, speaker, role
+                 FROM current_regular_turns)
+    SELECT s.recording_id, s.recording_name, s.group_id, s.session_no, s.speaker, s.role,
+           coalesce(m.overlaps_started, 0) AS overlaps_started,
+           coalesce(m.interruptions_made, 0) AS interruptions_made,
+           coalesce(r.overlapped_by_others, 0) AS overlapped_by_others,
+           coalesce(r.interrupted_by_others, 0) AS interrupted_by_others,
+           coalesce(m.overlap_s, 0) AS overlap_s
+    FROM speakers s
+    LEFT JOIN made m ON s.recording_id = m.recording_id AND s.speaker = m.speaker
+    LEFT JOIN received r ON s.recording_id = r.recording_id AND s.speaker = r.speaker;
+"""
+
+# Gini of talk time over the speakers who spoke: sum|xi - xj| / (2 n sum x); 0 = equal shares.
+BALANCE_VIEWS = """
+CREATE OR REPLACE VIEW participation_balance AS
+    WITH x AS (SELECT recording_id, speaker, talk_s FROM talk_per_participant),
+    pairs AS (
+        SELECT a.recording_id, sum(abs(a.talk_s - b.talk_s)) AS diff
+        FROM x a JOIN x b USING (recording_id) GROUP BY 1),
+    agg AS (
+        SELECT recording_id, any_value(recording_name) AS recording_name,
+               any_value(group_id) AS group_id, any_value(session_no) AS session_no,
+               count(*) AS speakers, sum(talk_s) AS total_talk_s, max(share) AS max_share,
+               min(share) AS min_share
+        FROM talk_per_participant GROUP BY 1)
+    SELECT agg.*, round(pairs.diff / nullif(2 * agg.speakers * agg.total_talk_s, 0), 4) AS gini
+    FROM agg JOIN pairs USING (recording_id);
+CREATE OR REPLACE VIEW group_participation_balance AS
+    WITH x AS (SELECT group_id, speaker, talk_s FROM group_talk_per_participant),
+    pairs AS (
+        SELECT a.group_id, sum(abs(a.talk_s - b.talk_s)) AS diff
+        FROM x a JOIN x b ON a.group_id IS NOT DISTINCT FROM b.group_id GROUP BY 1),
+    agg AS (
+        SELECT group_id, count(*) AS speakers, sum(talk_s) AS total_talk_s,
+               max(share) AS max_share, min(share) AS min_share
+        FROM group_talk_per_participant GROUP BY 1)
+    SELECT agg.*, round(pairs.diff / nullif(2 * agg.speakers * agg.total_talk_s, 0), 4) AS gini
+    FROM agg JOIN pairs ON agg.group_id IS NOT DISTINCT FROM pairs.group_id;
+"""
+
+CODE_VIEWS = """
+CREATE OR REPLACE VIEW codes_by_role AS
+    SELECT coder, dimension, code, any_value(code_label) AS code_label, role,
+           count(*) AS codings,
+           round(count(*) / sum(count(*)) OVER (PARTITION BY coder, dimension, role), 4) AS share_in_role
+    FROM current_codings GROUP BY coder, dimension, code, role;
+CREATE OR REPLACE VIEW codes_by_session AS
+    SELECT group_id, session_no, coder, dimension, code, any_value(code_label) AS code_label,
+           count(*) AS codings,
+           round(count(*) / sum(count(*)) OVER (PARTITION BY group_id, session_no, coder, dimension), 4)
+               AS share_in_session
+    FROM current_codings GROUP BY group_id, session_no, coder, dimension, code;
+"""
+
+SCHEMA = TABLES + BASE_VIEWS + TALK_VIEWS + OVERLAP_VIEWS + BALANCE_VIEWS + CODE_VIEWS
+
+# Every view above, for `emessi export` and the docs.
+VIEWS = (
+    "current_speaker_assignments", "current_corrections", "utterances", "current_codings",
+    "carry_review", "turns", "talk_per_speaker", "talk_per_participant", "talk_per_role",
+    "group_talk_per_participant", "group_talk_per_role", "leadership_share", "turn_latencies",
+    "turn_transitions", "response_latency", "current_regular_turns", "overlap_events",
+    "overlaps_per_speaker", "participation_balance", "group_participation_balance",
+    "codes_by_role", "codes_by_session",
+)  # fmt: skip

@@ -1,0 +1,316 @@
+"""Coding without special software: a sheet (CSV or XLSX) out, the filled sheet back in.
+
+Import checks every row before writing anything and then writes all rows in one transaction.
+A codings row is (observation, coder, dimension, code); the same sheet imported twice finds
+every coding already there and changes nothing; two coders' codings live side by side.
+A non-empty cell is the coder's whole answer for that dimension: codes no longer in it are
+superseded (kept, with `superseded_at`), never deleted. An empty cell leaves codings alone.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .codebook import MULTI_SEPARATOR, ActiveCodebook, load_active
+from .database import transaction
+from .dataset import DatasetError, clock, new_id, now, resolve_recording
+
+FIXED_COLUMNS = ["observation_id", "recording", "group", "session", "seq", "start", "start_s", "end_s",
+                 "speaker_label", "participant", "role", "text"]  # fmt: skip
+CORRECTION_COLUMN = "corrected_text"
+
+
+@dataclass(frozen=True)
+class SheetRow:
+    line: int
+    values: dict[str, str]
+
+
+@dataclass
+class CodingChange:
+    """What one import would do, checked before anything is written."""
+
+    add: list[tuple[str, str, str, str]] = field(default_factory=list)  # observation, coder, dimension, code
+    supersede: list[str] = field(default_factory=list)  # coding ids
+    corrections: list[tuple[str, str]] = field(default_factory=list)  # observation, text
+    unchanged: int = 0
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    rows: int
+    added: int
+    superseded: int
+    unchanged: int
+    corrections: int
+    carried: int = 0
+    for_review: int = 0
+
+
+# ---------------------------------------------------------------- export
+
+
+def sheet_frame(con, coder: str, recording: str | None = None):
+    """The coding sheet as a DataFrame: one row per current observation, one column per dimension,
+    pre-filled with this coder's codings so far."""
+    book = load_active(con)
+    if book.version is None:
+        raise DatasetError("no codebook yet: run `emessi codebook import FILE` first")
+    where, params = "", []
+    if recording:
+        where, params = "WHERE recording_id = ?", [resolve_recording(con, recording).recording_id]
+    frame = con.execute(
+        f"""SELECT observation_id, recording_name AS recording, group_id AS "group",
+                   session_no AS session, seq, start_s, end_s, speaker_label,
+                   coalesce(participant_name, participant_id, '') AS participant, role, text
+            FROM utterances {where} ORDER BY group_id, session_no, recording_name, seq""",
+        params,
+    ).df()
+    frame.insert(frame.columns.get_loc("start_s"), "start", [clock(s, hours=True)[:-2] for s in frame["start_s"]])
+    existing = defaultdict(list)
+    for obs, dim, code in con.execute(
+        "SELECT observation_id, dimension, code FROM codings WHERE coder = ? AND superseded_at IS NULL ORDER BY code",
+        [coder],
+    ).fetchall():
+        existing[(obs, dim)].append(code)
+    for dim in book.dimensions:
+        frame[dim] = [MULTI_SEPARATOR.join(existing.get((o, dim), [])) for o in frame["observation_id"]]
+    frame[CORRECTION_COLUMN] = ""
+    return frame
+
+
+def export_sheet(con, coder: str, out: Path, recording: str | None = None) -> Path:
+    """Write the sheet as CSV or XLSX (by *out*'s suffix); XLSX gets a codebook tab and drop-downs."""
+    frame = sheet_frame(con, coder, recording)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".xlsx":
+        _write_xlsx(con, frame, out, coder)
+    else:
+        frame.to_csv(out, index=False, encoding="utf-8")
+    return out
+
+
+def _write_xlsx(con, frame, out: Path, coder: str) -> None:
+    from openpyxl import Workbook
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    book = load_active(con)
+    wb = Workbook()
+    sheet = wb.active
+    sheet.title = "coding"
+    sheet.append(list(frame.columns))
+    for row in frame.itertuples(index=False):
+        sheet.append([None if v is None or v != v else v for v in row])  # NaN -> empty
+    sheet.freeze_panes = "B2"
+    codes_tab = wb.create_sheet("codebook")
+    codes_tab.append(["dimension", "code", "label", "description", "retired", "several allowed"])
+    rows = con.execute(
+        "SELECT c.dimension, c.code, c.label, c.description, c.retired, d.multiple FROM codebook_codes c "
+        "JOIN codebook_dimensions d USING (dimension) ORDER BY d.position, c.retired, c.position"
+    ).fetchall()
+    for r in rows:
+        codes_tab.append(list(r))
+    codes_tab.append([])
+    codes_tab.append([f"coder: {coder}; several codes in one cell: separate with '{MULTI_SEPARATOR}'"])
+    # Drop-downs only where one code is allowed: a list validation would reject "a;b".
+    columns = list(frame.columns)
+    for dim, multiple in book.dimensions.items():
+        active = [c for c, retired in book.codes.get(dim, {}).items() if not retired]
+        if multiple or not active or len(",".join(active)) > 250:
+            continue
+        letter = sheet.cell(row=1, column=columns.index(dim) + 1).column_letter
+        rule = DataValidation(type="list", formula1='"' + ",".join(active) + '"', allow_blank=True)
+        rule.add(f"{letter}2:{letter}{len(frame) + 1}")
+        sheet.add_data_validation(rule)
+    wb.save(out)
+
+
+# ---------------------------------------------------------------- import
+
+
+def read_sheet(path: Path) -> tuple[list[str], list[SheetRow]]:
+    """Header and rows with the line (CSV) or row (XLSX) number a person sees in their editor."""
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file")
+    if path.suffix.lower() == ".xlsx":
+        return _read_xlsx(path)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            header = [h.strip() for h in next(reader, [])]
+            rows, start = [], reader.line_num + 1
+            for cells in reader:
+                if any(c.strip() for c in cells):
+                    if len(cells) > len(header):
+                        raise DatasetError(f"{path}: line {start}: {len(cells)} cells but the header has {len(header)}")
+                    rows.append(SheetRow(start, dict(zip(header, (c.strip() for c in cells)))))
+                start = reader.line_num + 1
+    except (csv.Error, UnicodeDecodeError) as error:
+        raise DatasetError(f"{path}: not a readable CSV sheet: {error}") from None
+    return header, rows
+
+
+def _read_xlsx(path: Path) -> tuple[list[str], list[SheetRow]]:
+    from openpyxl import load_workbook
+
+    try:
+        wb = load_workbook(path, read_only=True, data_only=True)
+    except Exception as error:  # openpyxl raises several unrelated types for a bad file
+        raise DatasetError(f"{path}: not a readable XLSX sheet: {error}") from None
+    sheet = wb["coding"] if "coding" in wb.sheetnames else wb.worksheets[0]
+    cells = sheet.iter_rows(values_only=True)
+    header = [str(h).strip() if h is not None else "" for h in next(cells, ())]
+    rows = []
+    for number, values in enumerate(cells, start=2):
+        text = ["" if v is None else str(v).strip() for v in values]
+        if any(text):
+            rows.append(SheetRow(number, dict(zip(header, text))))
+    wb.close()
+    return header, rows
+
+
+def plan_sheet_import(con, header: list[str], rows: list[SheetRow], coder: str, label: str = "line") -> CodingChange:
+    """Check every row; raise DatasetError listing all bad rows, or return what would change."""
+    book = load_active(con)
+    problems = _header_problems(header, book, coder)
+    if problems:
+        raise DatasetError("nothing imported: the sheet does not fit the codebook", problems)
+    dims = [h for h in header if h in book.dimensions]
+    retired_dims = [h for h in header if h in book.retired_dimensions]
+    ids = [r.values.get("observation_id", "") for r in rows]
+    known = _observation_texts(con, [i for i in ids if i])
+    wanted: dict[tuple[str, str], set[str]] = {}
+    corrections, seen = [], {}
+    for row in rows:
+        obs = row.values.get("observation_id", "")
+        where = f"{label} {row.line}"
+        if not obs:
+            problems.append(f"{where}: no observation_id")
+            continue
+        if obs not in known:
+            problems.append(f"{where}: unknown observation {obs!r}")
+            continue
+        if obs in seen:
+            problems.append(f"{where}: observation {obs} is also on {label} {seen[obs]}")
+            continue
+        seen[obs] = row.line
+        for dim in retired_dims:
+            if row.values.get(dim):
+                problems.append(f"{where}: dimension {dim!r} is retired in the codebook")
+        for dim in dims:
+            codes, errors = parse_cell(row.values.get(dim, ""), dim, book)
+            problems += [f"{where}: {e}" for e in errors]
+            if codes and not errors:
+                wanted[(obs, dim)] = codes
+        corrected = row.values.get(CORRECTION_COLUMN, "")
+        if corrected and corrected != known[obs]:
+            corrections.append((obs, corrected))
+    if problems:
+        raise DatasetError(f"nothing imported: {len(problems)} problem(s)", problems)
+    return _diff(con, coder, wanted, corrections)
+
+
+def _header_problems(header: list[str], book: ActiveCodebook, coder: str) -> list[str]:
+    problems = []
+    if not coder or not coder.strip():
+        problems.append("give the coder's name (--coder NAME)")
+    if book.version is None:
+        problems.append("no codebook yet: run `emessi codebook import FILE` first")
+        return problems
+    if "observation_id" not in header:
+        problems.append("line 1: no 'observation_id' column (export a sheet with `emessi coding export`)")
+    known = set(FIXED_COLUMNS) | {CORRECTION_COLUMN} | set(book.dimensions) | book.retired_dimensions
+    unknown = [h for h in header if h and h not in known]
+    if unknown:
+        problems.append(f"line 1: column(s) {', '.join(unknown)} are not dimensions of the codebook "
+                        f"(it has {', '.join(book.dimensions)}): a sheet for another codebook?")  # fmt: skip
+    if not any(h in book.dimensions for h in header):
+        problems.append(f"line 1: no dimension column (expected one of {', '.join(book.dimensions)})")
+    return problems
+
+
+def parse_cell(cell: str, dim: str, book: ActiveCodebook) -> tuple[set[str], list[str]]:
+    codes = {c.strip() for c in cell.replace(",", MULTI_SEPARATOR).split(MULTI_SEPARATOR) if c.strip()}
+    errors = []
+    allowed = book.codes.get(dim, {})
+    for code in sorted(codes):
+        if code not in allowed:
+            active = [c for c, retired in allowed.items() if not retired]
+            errors.append(f"{dim}: unknown code {code!r} (codes: {', '.join(active)})")
+        elif allowed[code]:
+            errors.append(f"{dim}: code {code!r} is retired in the codebook")
+    if len(codes) > 1 and not book.dimensions.get(dim, False):
+        errors.append(f"{dim}: {len(codes)} codes ({', '.join(sorted(codes))}) but the dimension allows one")
+    return codes, errors
+
+
+def _observation_texts(con, ids: list[str]) -> dict[str, str]:
+    if not ids:
+        return {}
+    rows = con.execute(
+        """SELECT o.observation_id, coalesce(c.text, o.text) FROM observations o
+           LEFT JOIN text_corrections c ON o.observation_id = c.observation_id AND c.superseded_at IS NULL
+           WHERE list_contains(?, o.observation_id)""",
+        [sorted(set(ids))],
+    ).fetchall()
+    return dict(rows)
+
+
+def _diff(con, coder: str, wanted: dict[tuple[str, str], set[str]], corrections) -> CodingChange:
+    change = CodingChange(corrections=corrections)
+    existing: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
+    for coding_id, obs, dim, code in con.execute(
+        "SELECT coding_id, observation_id, dimension, code FROM codings WHERE coder = ? AND superseded_at IS NULL",
+        [coder],
+    ).fetchall():
+        existing[(obs, dim)][code] = coding_id
+    for (obs, dim), codes in wanted.items():
+        have = existing.get((obs, dim), {})
+        change.add += [(obs, coder, dim, c) for c in sorted(codes - set(have))]
+        change.supersede += [cid for c, cid in have.items() if c not in codes]
+        change.unchanged += len(codes & set(have))
+    return change
+
+
+def apply_change(con, change: CodingChange, source: str, corrector: str) -> tuple[int, int]:
+    """Write a checked change (caller holds the transaction). Returns (carried, for review)."""
+    from .carry import carry_to_current
+
+    stamp, version = now(), load_active(con).version
+    if change.supersede:
+        con.execute("UPDATE codings SET superseded_at = ? WHERE list_contains(?, coding_id)", [stamp, change.supersede])
+    added = []
+    for obs, coder, dim, code in change.add:
+        coding_id = new_id()
+        added.append(coding_id)
+        con.execute(
+            "INSERT INTO codings VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+            [coding_id, obs, coder, dim, code, version, source, stamp],
+        )
+    correction_ids = []
+    for obs, text in change.corrections:
+        con.execute(
+            "UPDATE text_corrections SET superseded_at = ? WHERE observation_id = ? AND superseded_at IS NULL",
+            [stamp, obs],
+        )
+        correction_ids.append(new_id())
+        con.execute("INSERT INTO text_corrections VALUES (?, ?, ?, ?, ?, NULL, NULL)",
+                    [correction_ids[-1], obs, corrector, text, stamp])  # fmt: skip
+    # A sheet exported before a re-ingest codes the old set: bring that work to the current set.
+    return carry_to_current(con, added, correction_ids)
+
+
+def import_sheet(con, path: Path, coder: str) -> ImportSummary:
+    """Validate the whole sheet, then write all of it in one transaction (or nothing)."""
+    header, rows = read_sheet(path)
+    if not rows:
+        raise DatasetError(f"{path}: no rows")
+    label = "row" if path.suffix.lower() == ".xlsx" else "line"
+    change = plan_sheet_import(con, header, rows, coder, label)
+    with transaction(con):
+        carried, review = apply_change(con, change, f"sheet:{path.name}", coder)
+    return ImportSummary(len(rows), len(change.add), len(change.supersede), change.unchanged,
+                         len(change.corrections), carried, review)  # fmt: skip
