@@ -1,0 +1,30 @@
+"""Any table or view to Parquet or CSV, with DuckDB's own writer (no pyarrow needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .dataset import DatasetError
+
+FORMATS = {".parquet": "(FORMAT parquet)", ".csv": "(FORMAT csv, HEADER true)"}
+
+
+def relations(con) -> list[str]:
+    rows = con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def export_relation(con, name: str, out: Path) -> int:
+    """Write table or view *name* to *out* (.parquet or .csv); returns the number of rows."""
+    options = FORMATS.get(out.suffix.lower())
+    if options is None:
+        raise DatasetError(f"{out}: write .parquet or .csv")
+    known = relations(con)
+    if name not in known:
+        raise DatasetError(f"no table or view {name!r}; there are: {', '.join(known)}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    path = str(out).replace("'", "''")
+    con.execute(f"COPY (SELECT * FROM \"{name}\") TO '{path}' {options}")
+    return con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]

@@ -1,0 +1,302 @@
+"""REFI-QDA project exchange (.qdpx): the dataset out to QualCoder, ATLAS.ti, MAXQDA or NVivo,
+and codings back in.
+
+A .qdpx is a zip of `project.qde` (XML, validated against the REFI-QDA 1.0 project schema
+vendored in data/) and `sources/`. Per recording: an audio/video source whose transcript is a
+plain-text file with two sync points per observation (start, end) and one transcript selection
+per observation, named by its observation id; codings hang on those selections. Dimensions are
+top-level codes (not codable) with the codebook's codes under them; coders are users; each
+(recording, speaker label) is a case with role, group, session and participant variables.
+
+GUIDs are uuid5 of stable keys, so exporting twice gives the same ids and an import can map a
+selection, a sync point or a code back even when another tool renamed it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import uuid
+import xml.etree.ElementTree as ET
+import zipfile
+from collections import defaultdict
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from . import __version__
+from .codebook import load_active
+from .coding import CodingChange, ImportSummary, _diff, apply_change
+from .database import transaction
+from .dataset import DatasetError, Recording, all_recordings, clock, resolve_recording
+from .transcripts import lines
+
+NS = "urn:QDA-XML:project:1.0"
+XSD = "refi-qda-project-mrt2019.xsd"
+_ROOT = uuid.UUID("5b0f8a1e-6c9d-4e53-9a57-0e3e55e5551a")
+
+
+def guid(kind: str, key: str) -> str:
+    return str(uuid.uuid5(_ROOT, f"{kind}:{key}"))
+
+
+def _el(parent, tag: str, **attrs) -> ET.Element:
+    return ET.SubElement(parent, f"{{{NS}}}{tag}", {k: str(v) for k, v in attrs.items() if v is not None})
+
+
+def schema():
+    import xmlschema
+
+    with resources.as_file(resources.files("emessi_pipeline") / "data" / XSD) as path:
+        return xmlschema.XMLSchema(str(path))
+
+
+def validate(qde: bytes) -> list[str]:
+    """Every way the XML breaks the REFI-QDA project schema (empty: valid)."""
+    return [str(e.reason or e).splitlines()[0] + f" (at {e.path})" for e in schema().iter_errors(qde)]
+
+
+# ---------------------------------------------------------------- export
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    path: Path
+    sources: int
+    selections: int
+    codings: int
+    cases: int
+
+
+def export_qdpx(con, out: Path, recordings: list[str] | None = None, include_media: bool = False) -> ExportSummary:
+    recs = [resolve_recording(con, r) for r in recordings] if recordings else all_recordings(con)
+    if not recs:
+        raise DatasetError("no recordings to export")
+    stamp = dt.datetime.now().replace(microsecond=0).isoformat()
+    ET.register_namespace("", NS)
+    project = ET.Element(f"{{{NS}}}Project", {"name": out.stem, "origin": f"emessi-pipeline {__version__}",
+                                              "creationDateTime": stamp})  # fmt: skip
+    ids = [r.recording_id for r in recs]
+    codings = con.execute(
+        "SELECT coding_id, observation_id, coder, dimension, code, coded_at FROM current_codings "
+        "WHERE list_contains(?, recording_id) ORDER BY observation_id, coder, dimension, code",
+        [ids],
+    ).fetchall()
+    coders = sorted({c[2] for c in codings})
+    if coders:
+        users = _el(project, "Users")
+        for coder in coders:
+            _el(users, "User", guid=guid("user", coder), name=coder, id=coder)
+    _codebook(con, project)
+    variables = _el(project, "Variables")
+    for name, kind in (("role", "Text"), ("group", "Text"), ("session", "Integer"), ("participant", "Text"),
+                       ("speaker_label", "Text")):  # fmt: skip
+        _el(variables, "Variable", guid=guid("variable", name), name=name, typeOfVariable=kind)
+    by_obs = defaultdict(list)
+    for c in codings:
+        by_obs[c[1]].append(c)
+    cases_el = ET.Element(f"{{{NS}}}Cases")
+    sources = _el(project, "Sources")
+    files: dict[str, bytes | Path] = {}
+    n_sel = n_cases = 0
+    for rec in recs:
+        rec, items = lines(con, rec.recording_id)
+        n_sel += len(items)
+        media = Path(rec.path)
+        source_guid = guid("source", rec.recording_id)
+        if include_media and media.exists():
+            inner = f"{source_guid}{media.suffix.lower()}"
+            files[inner], path = media, f"internal://{inner}"
+        else:
+            path = f"absolute://{media.resolve()}"
+        tag = "VideoSource" if (rec.video_streams or 0) > 0 else "AudioSource"
+        source = _el(sources, tag, guid=source_guid, name=rec.name, path=path, creationDateTime=stamp)
+        text, spans = _transcript_text(items)
+        transcript_guid = guid("transcript", rec.recording_id)
+        files[f"{transcript_guid}.txt"] = text.encode("utf-8")
+        transcript = _el(source, "Transcript", guid=transcript_guid, name=f"{rec.name} transcript",
+                         plainTextPath=f"internal://{transcript_guid}.txt", creationDateTime=stamp)  # fmt: skip
+        for item, (a, b) in zip(items, spans):
+            _el(transcript, "SyncPoint", guid=guid("sync-start", item.observation_id), timeStamp=int(round(item.start_s * 1000)), position=a)
+            _el(transcript, "SyncPoint", guid=guid("sync-end", item.observation_id), timeStamp=int(round(item.end_s * 1000)), position=b)
+        for item in items:
+            selection = _el(transcript, "TranscriptSelection", guid=guid("selection", item.observation_id),
+                            name=item.observation_id, fromSyncPoint=guid("sync-start", item.observation_id),
+                            toSyncPoint=guid("sync-end", item.observation_id))  # fmt: skip
+            for coding_id, _, coder, dim, code, coded_at in by_obs.get(item.observation_id, []):
+                coding = _el(selection, "Coding", guid=guid("coding", coding_id), creatingUser=guid("user", coder),
+                             creationDateTime=coded_at.replace(microsecond=0).isoformat() if coded_at else None)  # fmt: skip
+                _el(coding, "CodeRef", targetGUID=guid("code", f"{dim}/{code}"))
+        n_cases += _cases(cases_el, rec, items)
+    if n_cases:
+        project.insert(list(project).index(sources), cases_el)
+    qde = ET.tostring(project, encoding="utf-8", xml_declaration=True)
+    problems = validate(qde)
+    if problems:  # a bug here, not the user's input: refuse to write an invalid project
+        raise RuntimeError("the exported project does not validate against the REFI-QDA schema:\n" + "\n".join(problems[:10]))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("project.qde", qde)
+        for name, data in files.items():
+            if isinstance(data, Path):
+                with data.open("rb") as src, archive.open(f"sources/{name}", "w") as dst:
+                    shutil.copyfileobj(src, dst)
+            else:
+                archive.writestr(f"sources/{name}", data)
+    return ExportSummary(out, len(recs), n_sel, len(codings), n_cases)
+
+
+def _transcript_text(items) -> tuple[str, list[tuple[int, int]]]:
+    """One line per observation; the sync points bracket the spoken text (positions in characters)."""
+    parts, spans, position = [], [], 0
+    for item in items:
+        prefix = f"[{clock(item.start_s)[:-4]}] {item.speaker_long}: "
+        start = position + len(prefix)
+        parts.append(prefix + item.text + "\n")
+        spans.append((start, start + len(item.text)))
+        position += len(parts[-1])
+    return "".join(parts), spans
+
+
+def _codebook(con, project) -> None:
+    rows = con.execute(
+        """SELECT d.dimension, d.label, d.description, d.retired, c.code, c.label, c.description, c.retired
+           FROM codebook_dimensions d JOIN codebook_codes c USING (dimension)
+           ORDER BY d.retired, d.position, c.retired, c.position"""
+    ).fetchall()
+    if not rows:
+        return
+    codes = _el(_el(project, "CodeBook"), "Codes")
+    parents = {}
+    for dim, dlabel, ddesc, dretired, code, label, desc, retired in rows:
+        if dim not in parents:
+            parents[dim] = _el(codes, "Code", guid=guid("dimension", dim), name=dlabel or dim, isCodable="false")
+            _el(parents[dim], "Description").text = f"[dimension {dim}]{' (retired)' if dretired else ''} {ddesc or ''}".strip()
+        node = _el(parents[dim], "Code", guid=guid("code", f"{dim}/{code}"), name=label or code,
+                   isCodable="false" if retired else "true")  # fmt: skip
+        _el(node, "Description").text = f"[{dim}/{code}]{' (retired)' if retired else ''} {desc or ''}".strip()
+
+
+def _cases(cases_el, rec: Recording, items) -> int:
+    speakers = {}
+    for item in items:
+        speakers.setdefault(item.speaker_label, []).append(item)
+    for label, said in speakers.items():
+        first = said[0]
+        case = _el(cases_el, "Case", guid=guid("case", f"{rec.recording_id}/{label}"),
+                   name=f"{first.speaker} – {rec.name}")  # fmt: skip
+        values = [("role", "TextValue", first.role), ("group", "TextValue", rec.group_id),
+                  ("session", "IntegerValue", rec.session_no), ("participant", "TextValue", first.participant_id),
+                  ("speaker_label", "TextValue", label)]  # fmt: skip
+        for name, kind, value in values:
+            if value is None:
+                continue
+            vv = _el(case, "VariableValue")
+            _el(vv, "VariableRef", targetGUID=guid("variable", name))
+            _el(vv, kind).text = str(value)
+        _el(case, "SourceRef", targetGUID=guid("source", rec.recording_id))
+        for item in said:
+            _el(case, "SelectionRef", targetGUID=guid("selection", item.observation_id))
+    return len(speakers)
+
+
+# ---------------------------------------------------------------- import
+
+
+def read_qdpx_codings(con, path: Path, default_coder: str | None = None) -> tuple[dict, list[str]]:
+    """{coder: {(observation, dimension): {codes}}} and every problem found."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            qde = archive.read("project.qde")
+    except (zipfile.BadZipFile, KeyError, OSError) as error:
+        raise DatasetError(f"{path}: not a REFI-QDA project (.qdpx zip with project.qde): {error}") from None
+    problems = validate(qde)
+    if problems:
+        raise DatasetError(f"{path}: project.qde does not follow the REFI-QDA project schema", problems[:20])
+    root = ET.fromstring(qde)
+    q = f"{{{NS}}}"
+    users = {u.get("guid"): u.get("name") or u.get("id") for u in root.iter(f"{q}User")}
+    codes = _code_map(con, root, q)
+    observations = _observation_map(con)
+    wanted: dict[str, dict[tuple[str, str], set[str]]] = defaultdict(lambda: defaultdict(set))
+    problems = []
+    for selection in root.iter(f"{q}TranscriptSelection"):
+        where = f"selection {selection.get('name') or selection.get('guid')}"
+        codings = selection.findall(f"{q}Coding")
+        if not codings:
+            continue
+        obs = observations.get(selection.get("name")) or observations.get(selection.get("guid")) \
+            or observations.get(selection.get("fromSyncPoint"))  # fmt: skip
+        if obs is None:
+            problems.append(f"{where}: does not match an observation (keep emessi's selections; code whole lines)")
+            continue
+        for coding in codings:
+            coder = users.get(coding.get("creatingUser")) or default_coder
+            ref = coding.find(f"{q}CodeRef").get("targetGUID")
+            if coder is None:
+                problems.append(f"{where}: coding {coding.get('guid')} names no user; give --coder NAME")
+            elif ref not in codes:
+                problems.append(f"{where}: code {ref} is not a code of the codebook")
+            else:
+                dim, code = codes[ref]
+                wanted[coder][(obs, dim)].add(code)
+    for tag in ("PlainTextSelection", "AudioSelection", "VideoSelection"):
+        for selection in root.iter(f"{q}{tag}"):
+            if selection.find(f"{q}Coding") is not None:
+                problems.append(f"{tag} {selection.get('name') or selection.get('guid')}: codings outside the "
+                                "transcript selections cannot be mapped to observations")  # fmt: skip
+    return wanted, problems
+
+
+def _code_map(con, root, q) -> dict[str, tuple[str, str]]:
+    """Code GUID -> (dimension, code): emessi's own GUIDs, else a dimension/code named by id or label."""
+    known = con.execute("SELECT d.dimension, d.label, c.code, c.label FROM codebook_codes c JOIN codebook_dimensions d USING (dimension)").fetchall()
+    result = {guid("code", f"{d}/{c}"): (d, c) for d, _, c, _ in known}
+    for parent in root.iter(f"{q}Code"):
+        for child in parent.findall(f"{q}Code"):
+            if child.get("guid") in result:
+                continue
+            for d, dlabel, c, clabel in known:
+                if parent.get("name") in (d, dlabel) and child.get("name") in (c, clabel):
+                    result[child.get("guid")] = (d, c)
+    return result
+
+
+def _observation_map(con) -> dict[str, str]:
+    ids = [r[0] for r in con.execute("SELECT observation_id FROM observations").fetchall()]
+    result = {i: i for i in ids}
+    for i in ids:
+        result[guid("selection", i)] = i
+        result[guid("sync-start", i)] = i
+    return result
+
+
+def import_qdpx(con, path: Path, default_coder: str | None = None) -> ImportSummary:
+    """Check the whole project first, then write every coder's codings in one transaction."""
+    if load_active(con).version is None:
+        raise DatasetError("no codebook yet: run `emessi codebook import FILE` first")
+    wanted, problems = read_qdpx_codings(con, path, default_coder)
+    if problems:
+        raise DatasetError(f"nothing imported: {len(problems)} problem(s)", problems)
+    book = load_active(con)
+    for coder, cells in wanted.items():
+        for (obs, dim), codes in cells.items():
+            if len(codes) > 1 and not book.dimensions.get(dim, False):
+                problems.append(f"{obs}: {coder} gave {len(codes)} {dim} codes ({', '.join(sorted(codes))}) but the dimension allows one")
+            retired = [c for c in codes if book.codes.get(dim, {}).get(c)]
+            if retired or dim in book.retired_dimensions:
+                problems.append(f"{obs}: {dim} code(s) {', '.join(retired) or dim} retired in the codebook")
+    if problems:
+        raise DatasetError(f"nothing imported: {len(problems)} problem(s)", problems)
+    changes = {coder: _diff(con, coder, cells, []) for coder, cells in wanted.items()}
+    total = CodingChange()
+    carried = review = 0
+    with transaction(con):
+        for coder, change in changes.items():
+            c, r = apply_change(con, change, f"qdpx:{path.name}", coder)
+            carried, review = carried + c, review + r
+            total.add += change.add
+            total.supersede += change.supersede
+            total.unchanged += change.unchanged
+    rows = sum(len(cells) for cells in wanted.values())
+    return ImportSummary(rows, len(total.add), len(total.supersede), total.unchanged, 0, carried, review)
