@@ -1,0 +1,66 @@
+"""One real dataset for the coded-dataset tests, built once per session with the real pipeline:
+the Finnish demo meeting (G1 session 3), the Picovoice three-voice clip (G1 session 1) and an
+AMI meeting opening with overlapping speech (G2 session 1). Each test gets its own copy."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from .conftest import copy_to, shared
+
+DEMO = "G1_S3_vertaismentorointi"
+FALCON = "G1_S1_falcon"
+AMI = "G2_S1_ami"
+
+
+@dataclass(frozen=True)
+class Base:
+    db: Path
+    workspace: Path
+    demo_source: Path
+
+
+@pytest.fixture(scope="session")
+def dataset_base(make_ingestor, demo_dir, tmp_path_factory) -> Base:
+    root = tmp_path_factory.mktemp("dataset")
+    db, work = root / "base.duckdb", root / "work"
+    summary = make_ingestor(workspace=work, db=db).run(demo_dir / "recordings")
+    assert not summary.failed
+    english = root / "english"
+    copy_to(shared("picovoice_falcon_test", "test.wav"), english, f"{FALCON}.wav")
+    copy_to(shared("ami", "trn07.wav"), english, f"{AMI}.wav")
+    (english / "manifest.csv").write_text(
+        f"file,group,session,speakers\n{FALCON}.wav,G1,1,3\n{AMI}.wav,G2,1,4\n"
+    )
+    summary = make_ingestor(workspace=work, db=db, overrides={"asr.language": "en"}).run(english)
+    assert not summary.failed
+    return Base(db, work, demo_dir / "recordings" / f"{DEMO}.mp4")
+
+
+@pytest.fixture
+def db(dataset_base, tmp_path) -> Path:
+    """A private copy of the base dataset."""
+    target = tmp_path / "dataset.duckdb"
+    shutil.copy(dataset_base.db, target)
+    wal = dataset_base.db.with_suffix(".duckdb.wal")
+    if wal.exists():
+        shutil.copy(wal, target.with_suffix(".duckdb.wal"))
+    return target
+
+
+def snapshot(db: Path, tables=("participants", "speaker_assignments", "codebook_versions", "codebook_codes",
+                               "codings", "text_corrections", "carry_log", "observations")) -> dict:
+    """Every row of the human-work tables, to prove an operation left the database unchanged."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return {t: sorted(map(repr, con.execute(f"SELECT * FROM {t}").fetchall())) for t in tables}
+    finally:
+        con.close()
+
+
+CODEBOOK = Path(__file__).resolve().parent.parent / "configs" / "codebook_example.yaml"
