@@ -1,0 +1,281 @@
+"""Batch behaviour on real recordings through the real pipeline: bad files, retries, reruns,
+locks, limits, clean. Kill-and-resume lives in test_interrupt.py."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from emessi_pipeline.cli import Exit
+from emessi_pipeline.lock import LockedError, RunLock
+
+from .conftest import REPO, copy_to, ffmpeg, shared
+
+pytestmark = pytest.mark.slow
+
+DATA_TABLES = ("recordings", "recording_files", "observation_sets", "observations", "words",
+               "speakers", "speaker_turns", "asr_segments")  # fmt: skip
+
+
+def snapshot(db: Path, tables=DATA_TABLES) -> dict:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return {t: sorted(map(repr, con.execute(f"SELECT * FROM {t}").fetchall())) for t in tables}
+    finally:
+        con.close()
+
+
+def _age(path: Path, seconds: float = 60) -> Path:
+    """Make a fresh copy look settled, as a file copied in before the night's run would be."""
+    old = time.time() - seconds
+    os.utime(path, (old, old))
+    return path
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    """One workspace for the module: after the first run the good file's stages are cached."""
+    return tmp_path_factory.mktemp("batch") / "work"
+
+
+@pytest.fixture()
+def good(tmp_path) -> Path:
+    folder = tmp_path / "recordings"
+    _age(copy_to(shared("picovoice_falcon_test", "test.wav"), folder, "kokous 1 – Jyväskylä.wav"))
+    return folder
+
+
+def _bad_files(folder: Path) -> dict[str, str]:
+    """Each kind of bad input, with the words its one-line error must contain."""
+    (folder / "empty.mp4").write_bytes(b"")
+    (folder / "text named.mp4").write_text("minutes of the meeting, not a video\n")
+    video_only = folder / "video only.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x64:rate=5:duration=2", "-c:v", "libx264", str(video_only))
+    whole = folder.parent / "whole.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x64:rate=5:duration=8", "-i",
+           str(shared("picovoice_falcon_test", "test.wav")), "-shortest", "-c:v", "libx264", "-c:a", "aac", str(whole))  # fmt: skip
+    data = whole.read_bytes()
+    (folder / "truncated.mp4").write_bytes(data[: len(data) // 2])
+    for path in folder.iterdir():
+        _age(path)
+    return {
+        "empty.mp4": "empty file",
+        "text named.mp4": "ffmpeg cannot read it",
+        "video only.mp4": "no audio stream",
+        "truncated.mp4": "ffmpeg cannot read it",
+    }
+
+
+def test_bad_files_fail_alone_leave_the_database_untouched_and_retry_only_when_changed(make_ingestor, workspace, good):
+    db = good.parent / "batch.duckdb"
+    first = make_ingestor(workspace=workspace, db=db).run(good)
+    assert [r.status for r in first.results] == ["done"]
+    before = snapshot(db)
+
+    expected = _bad_files(good)
+    summary = make_ingestor(workspace=workspace, db=db).run(good)
+    by_name = {Path(r.path).name: r for r in summary.results}
+    assert by_name["kokous 1 – Jyväskylä.wav"].status == "unchanged"
+    for name, cause in expected.items():
+        result = by_name[name]
+        assert (result.status, result.stage) == ("failed", "extract"), name
+        assert name in result.message and cause in result.message and "\n" not in result.message
+    assert snapshot(db) == before  # nothing already loaded was touched
+    con = duckdb.connect(str(db), read_only=True)
+    failures = con.execute("SELECT path, stage, message, failed_at FROM failures ORDER BY path").fetchall()
+    con.close()
+    assert sorted(Path(f[0]).name for f in failures) == sorted(expected)
+    assert all(f[3] is not None for f in failures)
+
+    again = make_ingestor(workspace=workspace, db=db).run(good)
+    assert {Path(r.path).name: r.status for r in again.results if r.status != "unchanged"} == {n: "skipped" for n in expected}
+    retried = make_ingestor(workspace=workspace, db=db).run(good, retry_failed=True)
+    assert sum(r.status == "failed" for r in retried.results) == len(expected)
+
+    fixed = good / "text named.mp4"
+    ffmpeg("-i", str(shared("faster_whisper_testdata", "jfk.flac")), "-f", "mp4", "-c:a", "aac", str(fixed))
+    _age(fixed, 30)
+    after_fix = make_ingestor(workspace=workspace, db=db, overrides={"asr.language": "en"}).run(good)
+    assert {Path(r.path).name: r.status for r in after_fix.results}["text named.mp4"] == "done"
+
+
+def test_silence_and_a_half_second_recording_load_without_error(make_ingestor, workspace, tmp_path):
+    folder = tmp_path / "edge"
+    folder.mkdir()
+    ffmpeg("-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono", "-t", "5", str(folder / "hiljaisuus.wav"))
+    ffmpeg("-ss", "1.0", "-t", "0.5", "-i", str(shared("picovoice_falcon_test", "test.wav")), str(folder / "puoli sekuntia.wav"))
+    for path in folder.iterdir():
+        _age(path)
+    summary = make_ingestor(workspace=workspace).run(folder)
+    results = {Path(r.path).name: r for r in summary.results}
+    assert [r.status for r in results.values()] == ["done", "done"]
+    assert results["hiljaisuus.wav"].observations == 0
+    assert results["puoli sekuntia.wav"].duration_s == pytest.approx(0.5, abs=0.05)
+
+
+def test_unreadable_file_is_reported_as_such(make_ingestor, tmp_path, good):
+    """Root reads anything, so the run drops the capabilities that let it (as a cron user would lack them)."""
+    locked = good / "salainen.wav"
+    shutil.copy(good / "kokous 1 – Jyväskylä.wav", locked)
+    _age(locked)
+    locked.chmod(0)
+    db = tmp_path / "perm.duckdb"
+    caps = "-dac_override,-dac_read_search"
+    cmd = ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}", "--", sys.executable, "-m", "emessi_pipeline",
+           "ingest", str(good), "--db", str(db), "-w", str(tmp_path / "w"), "--json"]  # fmt: skip
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    if "setpriv" in result.stderr and "Operation not permitted" in result.stderr:
+        pytest.skip("this sandbox does not allow dropping capabilities")
+    assert result.returncode == Exit.SOME_FAILED, result.stderr[-1500:]
+    import json
+
+    failed = [r for r in json.loads(result.stdout)["results"] if r["status"] == "failed"]
+    assert len(failed) == 1 and "salainen.wav" in failed[0]["message"] and "ermission denied" in failed[0]["message"]
+
+
+def test_a_file_still_being_written_is_left_for_a_later_run(make_ingestor, workspace, good):
+    growing = good / "tallenne kesken.wav"
+    growing.write_bytes(b"RIFF")
+    stop = threading.Event()
+
+    def writer():
+        while not stop.is_set():
+            with open(growing, "ab") as handle:
+                handle.write(b"\0" * 4096)
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        summary = make_ingestor(workspace=workspace).run(good)
+    finally:
+        stop.set()
+        thread.join()
+    result = {Path(r.path).name: r for r in summary.results}["tallenne kesken.wav"]
+    assert result.status == "failed" and "still being written" in result.message
+
+
+def test_same_content_under_two_names_is_processed_once_and_recorded_under_both(make_ingestor, good):
+    shutil.copy(good / "kokous 1 – Jyväskylä.wav", good / "kopio.wav")
+    _age(good / "kopio.wav")
+    ingestor = make_ingestor()  # a fresh workspace: the first name must compute everything
+    summary = ingestor.run(good)
+    first, second = summary.results
+    assert (first.status, second.status) == ("done", "unchanged")
+    assert "transcribe" in first.computed and second.computed == []
+    con = duckdb.connect(str(ingestor.database_path), read_only=True)
+    assert con.execute("SELECT count(*) FROM recordings").fetchone() == (1,)
+    assert con.execute("SELECT count(*) FROM observation_sets").fetchone() == (1,)
+    assert con.execute("SELECT count(*) FROM recording_files").fetchone() == (2,)
+
+
+def test_rerun_with_nothing_changed_writes_no_data_row(make_ingestor, workspace, good):
+    ingestor = make_ingestor(workspace=workspace)
+    ingestor.run(good)
+    before = snapshot(ingestor.database_path)
+    summary = make_ingestor(workspace=workspace, db=ingestor.database_path).run(good)
+    assert [r.status for r in summary.results] == ["unchanged"] and summary.results[0].computed == []
+    assert snapshot(ingestor.database_path) == before
+
+
+def test_asr_change_reruns_transcription_and_what_follows_only(make_ingestor, workspace, good):
+    db = good.parent / "asr.duckdb"
+    make_ingestor(workspace=workspace, db=db).run(good)
+    summary = make_ingestor(workspace=workspace, db=db, overrides={"asr.beam_size": 2}).run(good)
+    assert summary.results[0].computed == ["transcribe", "align", "segment"]
+
+
+def test_limits_defer_work_to_the_next_run(make_ingestor, workspace, good):
+    from emessi_pipeline.pipeline import Limits
+
+    copy_to(shared("faster_whisper_testdata", "jfk.flac"), good)
+    _age(good / "jfk.flac")
+    db = good.parent / "limits.duckdb"
+    first = make_ingestor(workspace=workspace, db=db).run(good, limits=Limits(max_files=1))
+    assert sorted(r.status for r in first.results) == ["deferred", "done"]
+    second = make_ingestor(workspace=workspace, db=db).run(good, limits=Limits(max_files=1))
+    assert sorted(r.status for r in second.results) == ["done", "unchanged"]
+
+
+def test_a_second_run_on_the_same_workspace_or_database_is_refused(make_ingestor, tmp_path, good):
+    ingestor = make_ingestor()
+    with RunLock(ingestor.workspace.root / ".lock", "workspace"):
+        with pytest.raises(LockedError, match="another emessi run"):
+            ingestor.run(good)
+    other = make_ingestor(db=ingestor.database_path)
+    with RunLock(Path(str(ingestor.database_path) + ".emessi-lock"), "database"):
+        with pytest.raises(LockedError, match=f"pid {os.getpid()}"):
+            other.run(good)
+
+
+def test_a_lock_left_by_a_killed_run_does_not_block(tmp_path):
+    lock = tmp_path / "w" / ".lock"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap_hold(lock)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(LockedError):
+        RunLock(lock, "workspace").__enter__()
+    holder.kill()
+    holder.wait()
+    with RunLock(lock, "workspace"):
+        pass  # the kernel dropped the dead process's lock
+
+
+def textwrap_hold(lock: Path) -> str:
+    return (
+        "import time\nfrom emessi_pipeline.lock import RunLock\n"
+        f"l = RunLock({str(lock)!r}, 'workspace').__enter__()\nprint('held', flush=True)\ntime.sleep(60)\n"
+    )
+
+
+def test_database_held_by_another_program_is_a_clear_message_and_wait_retries(tmp_path, good):
+    db = tmp_path / "held.duckdb"
+    duckdb.connect(str(db)).close()
+    hold = ("import duckdb, sys, time\ncon = duckdb.connect(sys.argv[1])\nprint('open', flush=True)\n"
+            "time.sleep(float(sys.argv[2]))\ncon.close()\n")  # fmt: skip
+    args = [sys.executable, "-m", "emessi_pipeline", "ingest", str(good), "--db", str(db), "-w", str(tmp_path / "w"), "--json"]
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(db), "30"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "open"
+    refused = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300)
+    holder.kill()
+    holder.wait()
+    assert refused.returncode == Exit.NOTHING_DONE
+    assert "open in another program" in refused.stderr and "--wait" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(db), "3"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "open"
+    waited = subprocess.run(args + ["--wait", "60"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    holder.wait()
+    assert waited.returncode == Exit.OK, waited.stderr[-1500:]
+
+
+def test_status_and_clean(make_ingestor, workspace, good, tmp_path):
+    from emessi_pipeline.clean import clean
+
+    ingestor = make_ingestor(workspace=workspace)
+    (good / "rikki.mkv").write_text("not media")
+    _age(good / "rikki.mkv")
+    ingestor.run(good)
+    rows, note = ingestor.status(good)
+    states = {Path(r["path"]).name: r for r in rows}
+    assert note is None
+    assert set(states["kokous 1 – Jyväskylä.wav"]["stages"].values()) == {"done"}
+    assert states["rikki.mkv"]["stages"]["extract"] == "failed" and "ffmpeg cannot read it" in states["rikki.mkv"]["cause"]
+
+    wavs = list(workspace.glob("artifacts/extract/*.wav"))
+    assert wavs
+    report = clean(workspace, ingestor.database_path)
+    assert all(not w.exists() for w in wavs) and report.bytes_freed > 0
+    # Nothing a model made for the current set was removed: re-segmenting needs no model or audio.
+    resegment = make_ingestor(workspace=workspace, db=ingestor.database_path, overrides={"segment.max_pause": 0.3})
+    summary = resegment.run(good)
+    assert {r.status for r in summary.results} >= {"done"}
+    assert [r.computed for r in summary.results if r.status == "done"] == [["segment"]]
