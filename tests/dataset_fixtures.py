@@ -1,6 +1,6 @@
 """One real dataset for the coded-dataset tests, built once per session with the real pipeline:
-the Finnish demo meeting (G1 session 3), the Picovoice three-voice clip (G1 session 1) and an
-AMI meeting opening with overlapping speech (G2 session 1). Each test gets its own copy."""
+the Finnish demo meeting (G1 session 3) and an AMI meeting opening with overlapping speech,
+filed as G1 session 1 so the group has two sessions. Each test gets its own copy."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ import pytest
 from .conftest import copy_to, shared
 
 DEMO = "G1_S3_vertaismentorointi"
-FALCON = "G1_S1_falcon"
-AMI = "G2_S1_ami"
+AMI = "G1_S1_ami"
 
 
 @dataclass(frozen=True)
@@ -32,10 +31,9 @@ def dataset_base(make_ingestor, demo_dir, tmp_path_factory) -> Base:
     summary = make_ingestor(workspace=work, db=db).run(demo_dir / "recordings")
     assert not summary.failed
     english = root / "english"
-    copy_to(shared("picovoice_falcon_test", "test.wav"), english, f"{FALCON}.wav")
     copy_to(shared("ami", "trn07.wav"), english, f"{AMI}.wav")
     (english / "manifest.csv").write_text(
-        f"file,group,session,speakers\n{FALCON}.wav,G1,1,3\n{AMI}.wav,G2,1,4\n"
+        f"file,group,session,speakers\n{AMI}.wav,G1,1,4\n"
     )
     summary = make_ingestor(workspace=work, db=db, overrides={"asr.language": "en"}).run(english)
     assert not summary.failed

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from emessi_pipeline.cli import Exit, app
 
-from .dataset_fixtures import CODEBOOK, DEMO, FALCON, dataset_base, db, snapshot  # noqa: F401
+from .dataset_fixtures import CODEBOOK, AMI, DEMO, dataset_base, db, snapshot  # noqa: F401
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -150,7 +150,7 @@ def test_a_sheet_for_another_codebook_or_not_a_sheet_is_refused(coded, tmp_path)
 def test_xlsx_round_trip_and_text_corrections(db, tmp_path):
     assert emessi("codebook", "import", CODEBOOK, "--db", db).exit_code == 0
     xlsx = tmp_path / "dana.xlsx"
-    assert emessi("coding", "export", "--coder", "dana", "--out", xlsx, "--recording", FALCON, "--db", db).exit_code == 0
+    assert emessi("coding", "export", "--coder", "dana", "--out", xlsx, "--recording", AMI, "--db", db).exit_code == 0
     book = load_workbook(xlsx)
     sheet = book["coding"]
     header = [c.value for c in sheet[1]]
