@@ -9,7 +9,6 @@ workspace is held by another run); 4 nothing to do (no recordings, or none new o
 from __future__ import annotations
 
 import json
-import signal
 import sys
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -21,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import __version__
+from . import __version__, interrupts
 from .config import load_profile
 from .database import DatabaseBusyError
 from .diarize import SpeakerCount
@@ -111,14 +110,6 @@ class RunRequest:
     settle_seconds: float = 10.0
 
 
-def _interrupt_on_sigterm() -> None:
-    # A scheduler stops jobs with SIGTERM: stop as cleanly as on Ctrl-C.
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-
-
 def _run(request: RunRequest) -> None:
     try:
         prof = load_profile(request.profile, request.overrides)
@@ -131,7 +122,7 @@ def _run(request: RunRequest) -> None:
     reporter = Reporters(RichReporter(progress), *([file_log] if file_log else []))
     ingestor = Ingestor(prof, request.workspace, request.db, reporter, request.count, db_wait=request.wait,
                         settle_seconds=request.settle_seconds)  # fmt: skip
-    _interrupt_on_sigterm()
+    interrupts.install()
     try:
         with progress:
             summary = ingestor.run(request.source, until=request.stage, manifest_path=request.manifest,

@@ -335,6 +335,8 @@ def set_counts(con, set_id: str) -> tuple[float, int, int, int]:
 
 
 def start_run(con, run_id: str, tool_version: str, profile: str, config: dict, models: dict) -> None:
+    # The caller holds the run lock, so a run still marked running was killed (SIGKILL, power).
+    con.execute("UPDATE runs SET status = 'killed' WHERE status = 'running'")
     con.execute(
         "INSERT INTO runs (run_id, started_at, tool_version, profile, config, models, status) "
         "VALUES (?, ?, ?, ?, ?, ?, 'running')",

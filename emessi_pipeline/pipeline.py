@@ -15,12 +15,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import duckdb
 import numpy as np
 
 from . import __version__, audio, database, privacy
 from .align import align
 from .config import Profile
 from .diarize import Diarizer, SpeakerCount
+from .interrupts import protected
 from .lock import RunLock
 from .manifest import RecordingMeta, find_manifest, metadata_for, read_manifest
 from .models import MissingModelError
@@ -322,7 +324,8 @@ class Ingestor:
                 status = "complete" if len(results) == len(paths) else "interrupted"
                 data = summary.to_dict()
                 data.pop("results")
-                database.finish_run(con, run_id, status, data)
+                with protected():
+                    database.finish_run(con, run_id, status, data)
                 con.close()
         return summary
 
@@ -342,10 +345,12 @@ class Ingestor:
         except StageError as error:
             result.status, result.stage, result.message = "failed", error.stage, str(error)
             if con is not None:
-                database.record_failure(con, run_id, path, result.recording_id, error.stage, str(error), signature)
+                with protected():
+                    database.record_failure(con, run_id, path, result.recording_id, error.stage, str(error), signature)
         else:
             if con is not None:
-                database.resolve_failures(con, path)
+                with protected():
+                    database.resolve_failures(con, path)
         return result
 
     def _process(self, path, meta, index, until, con, run_id, result: RecordingResult) -> None:
@@ -373,6 +378,8 @@ class Ingestor:
                     getattr(chain, stage)()
         except (StageError, MissingModelError):
             raise  # a missing model stops the batch: every other file would fail the same way
+        except duckdb.InterruptException:
+            raise KeyboardInterrupt from None  # Ctrl-C inside a query (no handler installed)
         except (audio.MediaError, ValueError, RuntimeError, OSError) as error:
             raise StageError(stage, _one_line(error, path)) from None
         if until != "load" and not result.computed:
@@ -448,7 +455,8 @@ class Ingestor:
             asr_model=self.models.get("asr", ""), diarization_model=self.models.get("diarization", ""),
         )  # fmt: skip
         started = time.monotonic()
-        fresh = database.load_recording(con, item, run_id)
+        with protected():
+            fresh = database.load_recording(con, item, run_id)
         chain.result.stage_seconds["load"] = round(time.monotonic() - started, 3)
         return fresh
 
