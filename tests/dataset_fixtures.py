@@ -24,8 +24,18 @@ class Base:
     demo_source: Path
 
 
+_BUILT: dict[str, Base] = {}
+
+
 @pytest.fixture(scope="session")
 def dataset_base(make_ingestor, demo_dir, tmp_path_factory) -> Base:
+    # Each test module imports this fixture, and pytest keeps one per module: build only once.
+    if "base" not in _BUILT:
+        _BUILT["base"] = _build(make_ingestor, demo_dir, tmp_path_factory)
+    return _BUILT["base"]
+
+
+def _build(make_ingestor, demo_dir, tmp_path_factory) -> Base:
     root = tmp_path_factory.mktemp("dataset")
     db, work = root / "base.duckdb", root / "work"
     summary = make_ingestor(workspace=work, db=db).run(demo_dir / "recordings")
