@@ -17,10 +17,26 @@ from .conftest import REPO, copy_to, shared
 
 runner = CliRunner()
 
-COMMANDS = [
-    ["ingest"], ["extract"], ["transcribe"], ["diarize"], ["align"], ["segment"], ["load"],
-    ["query"], ["demo"], ["models", "list"], ["models", "install"], ["models", "verify"],
-]  # fmt: skip
+def _all_commands(group=None, prefix=()) -> list[list[str]]:
+    """Every command and subcommand the CLI registers, so a new one cannot skip its example."""
+    import typer.main
+
+    group = group or typer.main.get_command(app)
+    found = []
+    for name, command in group.commands.items():
+        path = [*prefix, name]
+        found.append(path)
+        if hasattr(command, "commands"):  # a group (typer vendors its own click)
+            found += _all_commands(command, tuple(path))
+    return found
+
+
+COMMANDS = _all_commands()
+
+
+def test_the_command_list_is_complete():
+    names = {" ".join(c) for c in COMMANDS}
+    assert {"ingest", "status", "clean", "query", "models list", "coding import", "export qdpx"} <= names
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
