@@ -72,3 +72,22 @@ def snapshot(db: Path, tables=("participants", "speaker_assignments", "codebook_
 
 
 CODEBOOK = Path(__file__).resolve().parent.parent / "configs" / "codebook_example.yaml"
+
+
+def emessi(*args, code=0):
+    """Run the CLI in-process and insist on the exit code."""
+    from typer.testing import CliRunner
+
+    from emessi_pipeline.cli import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code == code, result.output
+    return result
+
+
+def read(db: Path, sql: str, params=()):
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql, list(params)).fetchall()
+    finally:
+        con.close()

@@ -8,31 +8,13 @@ import csv
 import json
 from pathlib import Path
 
-import duckdb
 import pytest
-from typer.testing import CliRunner
 
-from emessi_pipeline.cli import app
 
-from .dataset_fixtures import CODEBOOK, DEMO, dataset_base, db  # noqa: F401
+from .dataset_fixtures import CODEBOOK, DEMO, dataset_base, db, read as _read, emessi  # noqa: F401
 
 pytestmark = pytest.mark.slow
-runner = CliRunner()
 FUNCTIONS = ["question", "answer_advice", "experience", "support", "steering", "technical"]
-
-
-def emessi(*args):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exit_code == 0, result.output
-    return result
-
-
-def _read(db: Path, sql: str, params=()):
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql, list(params)).fetchall()
-    finally:
-        con.close()
 
 
 def _code_everything(db: Path, tmp_path: Path, coder: str) -> Path:

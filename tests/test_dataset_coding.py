@@ -7,7 +7,6 @@ import csv
 import json
 from pathlib import Path
 
-import duckdb
 import pytest
 from openpyxl import load_workbook
 from sklearn.metrics import cohen_kappa_score
@@ -15,7 +14,7 @@ from typer.testing import CliRunner
 
 from emessi_pipeline.cli import Exit, app
 
-from .dataset_fixtures import CODEBOOK, AMI, DEMO, dataset_base, db, snapshot  # noqa: F401
+from .dataset_fixtures import CODEBOOK, AMI, DEMO, dataset_base, db, snapshot, read as _read  # noqa: F401
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -23,14 +22,6 @@ runner = CliRunner()
 
 def emessi(*args):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def _read(db: Path, sql: str, params=()):
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql, list(params)).fetchall()
-    finally:
-        con.close()
 
 
 def _sheet(db: Path, tmp_path: Path, coder: str, *extra) -> list[dict]:

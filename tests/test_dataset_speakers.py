@@ -6,13 +6,12 @@ from __future__ import annotations
 import wave
 from pathlib import Path
 
-import duckdb
 import pytest
 from typer.testing import CliRunner
 
 from emessi_pipeline.cli import Exit, app
 
-from .dataset_fixtures import AMI, DEMO, dataset_base, db, snapshot  # noqa: F401
+from .dataset_fixtures import AMI, DEMO, dataset_base, db, snapshot, read as _read, emessi  # noqa: F401
 
 runner = CliRunner()
 
@@ -29,20 +28,6 @@ def test_every_dataset_command_has_help_with_an_example(command):
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0
     assert "Example" in result.output and f"emessi {' '.join(command)}" in result.output
-
-
-def emessi(*args, code=0):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exit_code == code, result.output
-    return result
-
-
-def _read(db: Path, sql: str, params=()):
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql, list(params)).fetchall()
-    finally:
-        con.close()
 
 
 @pytest.mark.slow

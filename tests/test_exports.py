@@ -14,30 +14,14 @@ from pathlib import Path
 import duckdb
 import pytest
 from pympi.Elan import Eaf
-from typer.testing import CliRunner
 
-from emessi_pipeline.cli import Exit, app
+from emessi_pipeline.cli import Exit
 from emessi_pipeline.qdpx import NS, guid, validate
 
-from .dataset_fixtures import CODEBOOK, DEMO, dataset_base, db, snapshot  # noqa: F401
+from .dataset_fixtures import CODEBOOK, DEMO, dataset_base, db, snapshot, read as _read, emessi  # noqa: F401
 
 pytestmark = pytest.mark.slow
-runner = CliRunner()
 Q = f"{{{NS}}}"
-
-
-def emessi(*args, code=0):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exit_code == code, result.output
-    return result
-
-
-def _read(db: Path, sql: str, params=()):
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql, list(params)).fetchall()
-    finally:
-        con.close()
 
 
 @pytest.fixture
