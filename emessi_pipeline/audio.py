@@ -95,14 +95,25 @@ def extract(path: Path, out: Path, audio_stream: int = 0, sample_rate: int = 16_
     return info
 
 
-def read_wav(path: Path) -> tuple[np.ndarray, int]:
-    """Read a mono 16-bit PCM WAV written by :func:`extract` as float32 in [-1, 1]."""
+def read_wav(path: Path, block_frames: int = 1 << 20) -> tuple[np.ndarray, int]:
+    """Read a mono 16-bit PCM WAV written by :func:`extract` as float32 in [-1, 1].
+
+    Converted block by block into one preallocated array: a 2-hour recording is 460 MB as
+    float32, and converting it in one go would briefly hold the bytes and two copies besides.
+    """
     with wave.open(str(path), "rb") as handle:
         if handle.getsampwidth() != 2 or handle.getnchannels() != 1:
             raise MediaError(f"{path}: expected mono 16-bit PCM WAV")
-        rate = handle.getframerate()
-        raw = handle.readframes(handle.getnframes())
-    return np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0, rate
+        rate, total = handle.getframerate(), handle.getnframes()
+        samples = np.empty(total, dtype=np.float32)
+        done = 0
+        while done < total:
+            block = np.frombuffer(handle.readframes(block_frames), dtype="<i2")
+            if block.size == 0:
+                break
+            np.multiply(block, 1 / 32768.0, out=samples[done : done + block.size], casting="unsafe")
+            done += block.size
+    return samples[:done], rate
 
 
 def find_recordings(folder: Path) -> list[Path]:
