@@ -304,3 +304,43 @@ def test_a_two_hour_recording_completes_with_bounded_memory(tmp_path):
     assert summary["results"][0]["duration_s"] == pytest.approx(7200, abs=1)
     peak_kb = int(result.stderr.split("PEAK_RSS_KB")[1].split()[0])
     assert peak_kb < 2.5 * 1024 * 1024, f"peak RSS {peak_kb / 1024:.0f} MB"
+
+
+def test_too_little_free_space_fails_before_extraction(make_ingestor, tmp_path, good):
+    """A real small filesystem (tmpfs) as the workspace: extraction is refused with the numbers."""
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(small)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        summary = make_ingestor(workspace=small / "work", db=tmp_path / "space.duckdb").run(good)
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+    (result,) = summary.results
+    assert (result.status, result.stage) == ("failed", "extract")
+    assert "not enough free space" in result.message and "MB free" in result.message
+
+
+def test_cli_log_file_in_json_lines_and_status_json(tmp_path, good):
+    import json
+
+    from typer.testing import CliRunner
+
+    from emessi_pipeline.cli import app
+
+    (good / "rikki.mp4").write_text("not a video")
+    _age(good / "rikki.mp4")
+    db, work, log = tmp_path / "log.duckdb", tmp_path / "w", tmp_path / "logs" / "ingest.jsonl"
+    runner = CliRunner()
+    result = runner.invoke(app, ["ingest", str(good), "--db", str(db), "-w", str(work), "--log-file", str(log),
+                                 "--log-format", "jsonl", "--json"])  # fmt: skip
+    assert result.exit_code == Exit.SOME_FAILED
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e["event"] for e in events] == ["run_started", "recording", "recording", "run_finished"]
+    finished = events[-1]
+    assert (finished["status"], finished["done"], finished["failed"], finished["files_seen"]) == ("complete", 1, 1, 2)
+    assert {"new", "changed", "audio_hours", "wall_seconds"} <= set(finished)
+    status = runner.invoke(app, ["status", str(good), "--db", str(db), "-w", str(work), "--json"])
+    data = json.loads(status.stdout)
+    assert data["totals"] == {"done": 1, "pending": 0, "failed": 1}
