@@ -23,7 +23,7 @@ from .dataset_schema import SCHEMA as DATASET_SCHEMA
 from .manifest import RecordingMeta
 from .records import Alignment, Diarization, MediaInfo, Observations, Transcript
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: coded-dataset tables and views, failure signatures
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_info (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -88,9 +88,33 @@ class DatabaseBusyError(RuntimeError):
 
 
 def connect(path: Path, read_only: bool = False, wait: float = 0.0) -> duckdb.DuckDBPyConnection:
-    """Open the dataset, creating the schema on first write; wait up to *wait* s for a lock."""
+    """Open the dataset, creating the schema on first write; wait up to *wait* s for a lock.
+
+    A read-only open of a database made by an older version first brings its schema up to date
+    (when no other program holds it), so queries and views work on old files too.
+    """
     if read_only and not Path(path).exists():
         raise FileNotFoundError(f"{path}: no such database (run `emessi ingest` first)")
+    con = _open(path, read_only, wait)
+    if read_only and _schema_version(con) != SCHEMA_VERSION:
+        con.close()
+        try:
+            _open(path, False, 0.0).close()
+        except DatabaseBusyError:
+            pass  # a writer holds it: read what is there
+        con = _open(path, True, wait)
+    return con
+
+
+def _schema_version(con) -> str | None:
+    try:
+        row = con.execute("SELECT value FROM schema_info WHERE key = 'schema_version'").fetchone()
+    except duckdb.CatalogException:
+        return None
+    return row[0] if row else None
+
+
+def _open(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + wait
     while True:
         try:
