@@ -63,13 +63,14 @@ def probe(path: Path, audio_stream: int = 0) -> MediaInfo:
     )
 
 
-def extract(path: Path, out: Path, audio_stream: int = 0, sample_rate: int = 16_000) -> MediaInfo:
+def extract(path: Path, out: Path, audio_stream: int = 0, sample_rate: int = 16_000,
+            info: MediaInfo | None = None) -> MediaInfo:  # fmt: skip
     """Write the chosen audio stream as mono 16-bit PCM WAV at *sample_rate*.
 
     The WAV is written next to *out* and renamed into place, so a killed run never leaves a
     truncated file that looks finished.
     """
-    info = probe(path, audio_stream)
+    info = info or probe(path, audio_stream)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".part")
     try:

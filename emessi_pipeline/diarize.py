@@ -158,8 +158,17 @@ def _offline_pipeline(config: DiarizationConfig):
             "clustering": {},
         }
     )
-    identity = "+".join(models.SHIPPED_MODELS[n].identity for n in (config.segmentation, config.embedding))
-    return pipeline, identity
+    return pipeline, pipeline_identity(config)
+
+
+def pipeline_identity(config: DiarizationConfig) -> str:
+    """Which models a diarisation config names, without loading them (for cache keys)."""
+    if config.pipeline:
+        path = Path(config.pipeline).expanduser()
+        return models.path_identity(path) if path.is_dir() else config.pipeline
+    for name in (config.segmentation, config.embedding):
+        models.resolve_shipped(name)
+    return "+".join(models.SHIPPED_MODELS[n].identity for n in (config.segmentation, config.embedding))
 
 
 def _hub_pipeline(name: str, allow_downloads: bool, token):
@@ -182,5 +191,4 @@ def _hub_pipeline(name: str, allow_downloads: bool, token):
         if not allow_downloads and not local:
             hint = "downloads are off; " + hint
         raise models.MissingModelError(f"diarisation pipeline '{name}' could not be loaded ({error_text}); {hint}")
-    identity = models.path_identity(path) if local else name
-    return pipeline, identity
+    return pipeline, pipeline_identity(DiarizationConfig(pipeline=name))

@@ -21,7 +21,7 @@ import numpy as np
 from . import __version__, audio, database, privacy
 from .align import align
 from .config import Profile
-from .diarize import Diarizer, SpeakerCount
+from .diarize import Diarizer, SpeakerCount, pipeline_identity
 from .interrupts import protected
 from .lock import RunLock
 from .manifest import RecordingMeta, find_manifest, metadata_for, read_manifest
@@ -248,17 +248,9 @@ class Ingestor:
         return diarizer
 
     def diarization_identity(self) -> str:
-        cfg = self.profile.diarization
+        # From the config alone: a nightly run with nothing to do must not load a GPU pipeline.
         if "diarization" not in self.models:
-            if cfg.pipeline:
-                self.diarizer()
-            else:
-                from . import models
-
-                ids = [models.SHIPPED_MODELS[n].identity for n in (cfg.segmentation, cfg.embedding)]
-                for name in (cfg.segmentation, cfg.embedding):
-                    models.resolve_shipped(name)
-                self.models["diarization"] = "+".join(ids)
+            self.models["diarization"] = pipeline_identity(self.profile.diarization)
         return self.models["diarization"]
 
     # --- the batch ------------------------------------------------------------------------------
@@ -433,10 +425,9 @@ class Ingestor:
             row["cause"] = failure[1]
         return row
 
-    def check_free_space(self, path: Path) -> None:
+    def check_free_space(self, path: Path, duration: float) -> None:
         """Refuse to extract when the workspace cannot hold the WAV (16-bit mono) and a margin."""
-        info = audio.probe(path, self.profile.extract.audio_stream)
-        needed = int(info.duration * self.profile.extract.sample_rate * 2) + MIN_FREE_BYTES
+        needed = int(duration * self.profile.extract.sample_rate * 2) + MIN_FREE_BYTES
         self.workspace.root.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(self.workspace.root).free
         if free < needed:
@@ -530,8 +521,9 @@ class _Chain:
     def _extract_wav(self) -> MediaInfo:
         cfg, key = self.profile.extract, self.keys["extract"]
         self._report("extract")
-        self.owner.check_free_space(self.path)
-        media = self._timed("extract", lambda: audio.extract(self.path, self.wav, cfg.audio_stream, cfg.sample_rate))
+        info = audio.probe(self.path, cfg.audio_stream)
+        self.owner.check_free_space(self.path, info.duration)
+        media = self._timed("extract", lambda: audio.extract(self.path, self.wav, cfg.audio_stream, cfg.sample_rate, info))
         self.ws.save("extract", key, media)
         return media
 
