@@ -303,7 +303,9 @@ def test_a_two_hour_recording_completes_with_bounded_memory(tmp_path):
     summary = json.loads(result.stdout)
     assert summary["results"][0]["duration_s"] == pytest.approx(7200, abs=1)
     peak_kb = int(result.stderr.split("PEAK_RSS_KB")[1].split()[0])
-    assert peak_kb < 2.5 * 1024 * 1024, f"peak RSS {peak_kb / 1024:.0f} MB"
+    # Measured 2.2-3.4 GB over runs of this same test (allocator arenas of the model threads
+    # vary); one more whole copy of the audio per stage would exceed 4 GB.
+    assert peak_kb < 4 * 1024 * 1024, f"peak RSS {peak_kb / 1024:.0f} MB"
 
 
 def test_too_little_free_space_fails_before_extraction(make_ingestor, tmp_path, good):
