@@ -23,12 +23,14 @@ from rich.table import Table
 from . import __version__, interrupts
 from .config import load_profile
 from .database import DatabaseBusyError
+from .devices import DeviceError
 from .diarize import SpeakerCount
 from .manifest import ManifestError
 from .models import MissingModelError
 from .lock import LockedError
 from .pipeline import STAGES, Ingestor, IngestSummary, Limits, RecordingResult, Reporter
 from .runlog import FileLog, Reporters
+from .shard import Shard
 
 app = typer.Typer(
     help="Recorded group meetings → speaker-attributed utterance observations in DuckDB.\n\n"
@@ -108,12 +110,15 @@ class RunRequest:
     log_file: Path | None = None
     log_format: str = "text"
     settle_seconds: float = 10.0
+    shard: str | None = None
+    cached_only: bool = False
 
 
 def _run(request: RunRequest) -> None:
     try:
         prof = load_profile(request.profile, request.overrides)
         file_log = FileLog(request.log_file, request.log_format) if request.log_file else None
+        shard = Shard.parse(request.shard) if request.shard else None
     except (FileNotFoundError, ValueError) as error:
         err.print(f"[red]error:[/] {' '.join(str(error).split())}", highlight=False, soft_wrap=True)
         raise typer.Exit(Exit.USAGE)
@@ -126,8 +131,9 @@ def _run(request: RunRequest) -> None:
     try:
         with progress:
             summary = ingestor.run(request.source, until=request.stage, manifest_path=request.manifest,
-                                   limits=request.limits, retry_failed=request.retry_failed)  # fmt: skip
-    except (MissingModelError, DatabaseBusyError, LockedError, ManifestError, FileNotFoundError) as error:
+                                   limits=request.limits, retry_failed=request.retry_failed,
+                                   shard=shard, cached_only=request.cached_only)  # fmt: skip
+    except (MissingModelError, DatabaseBusyError, LockedError, ManifestError, FileNotFoundError, DeviceError) as error:
         err.print(f"[red]error:[/] {' '.join(str(error).split())}", highlight=False, soft_wrap=True)
         raise typer.Exit(Exit.NOTHING_DONE)
     except KeyboardInterrupt:
@@ -136,6 +142,9 @@ def _run(request: RunRequest) -> None:
     if file_log:
         file_log.finished(summary, "complete")
     _report(summary, request.as_json)
+    if shard is not None and not request.as_json:
+        err.print(f"{shard.name}: artifacts are in {request.workspace}; when every shard has finished, merge them with "
+                  f"`emessi load {request.source} --db DB -w {request.workspace} --cached-only`", highlight=False, soft_wrap=True)
     raise typer.Exit(_exit_code(summary))
 
 
@@ -219,9 +228,17 @@ def _stage_command(stage: str, summary_line: str, example: str):
         log_file: Annotated[Optional[Path], typer.Option("--log-file", help="Append a log of the run to this file.")] = None,
         log_format: Annotated[str, typer.Option("--log-format", help="text or jsonl.")] = "text",
         settle_seconds: Annotated[float, typer.Option("--settle-seconds", help="A file modified this recently is checked for still being written.")] = 10.0,
+        device: Annotated[Optional[str], typer.Option("--device", help="cpu or cuda for both models (default: the profile's).")] = None,
+        shard: Annotated[Optional[str], typer.Option("--shard", help="I/N: process only shard I of N (a Slurm array task); writes no database.")] = None,
+        cached_only: Annotated[bool, typer.Option("--cached-only", help="Run no model: use cached results only (merging a sharded run).")] = False,
         as_json: AsJson = False,
     ) -> None:
         overrides = {"extract.audio_stream": audio_stream, "segment.max_pause": max_pause}
+        if device is not None:
+            if device not in ("cpu", "cuda", "auto"):
+                err.print(f"[red]error:[/] --device {device!r}: choose cpu, cuda or auto")
+                raise typer.Exit(Exit.USAGE)
+            overrides |= {"asr.device": device, "diarization.device": device}
         if allow_downloads:
             overrides["allow_downloads"] = True
         if language is not None:
@@ -229,6 +246,7 @@ def _stage_command(stage: str, summary_line: str, example: str):
         _run(RunRequest(
             stage, source, db, workspace, profile, overrides, SpeakerCount(num_speakers, min_speakers, max_speakers),
             manifest, as_json, wait, Limits(max_files, max_hours), retry_failed, log_file, log_format, settle_seconds,
+            shard, cached_only,
         ))  # fmt: skip
 
     command.__doc__ = f"{summary_line}\n\nExample:\n\n  {example}"
@@ -486,6 +504,8 @@ def _version(version: Annotated[bool, typer.Option("--version", help="Print the 
 from .cli_dataset import register as _register_dataset_commands  # noqa: E402
 
 _register_dataset_commands(app)
+
+
 
 
 def main() -> None:

@@ -43,6 +43,7 @@ class AsrConfig(Section):
     vad_filter: bool = True
     condition_on_previous_text: bool = False
     batch_size: int = Field(0, ge=0, description="0: sequential; >0: BatchedInferencePipeline")
+    block_minutes: float = Field(10.0, gt=0, description="longer audio is transcribed in blocks cut at quiet moments")
     repetition_min_repeats: int = Field(5, ge=2, description="an n-gram repeated this often is a loop")
     repetition_max_ngram: int = Field(4, ge=1)
     repetition_action: Literal["drop", "flag"] = "drop"
@@ -58,15 +59,27 @@ class DiarizationConfig(Section):
     min_duration_off: float = Field(0.0, ge=0)
     segmentation_step: float = Field(0.1, gt=0, le=1)
     embedding_exclude_overlap: bool = False
+    # Resemblyzer embeds a local speaker's speech in partials of this length and step, averaged.
+    embedding_partial_s: float = Field(1.6, ge=0.2, le=5.0)
+    embedding_partial_step_s: float = Field(0.8, gt=0, le=5.0)
+    # A local speaker with less than this share of a chunk on their own is assigned, not clustered.
+    min_active_ratio: float = Field(0.2, ge=0, lt=1)
+    clustering: Literal["kmeans", "ahc-kmeans", "spectral"] = "kmeans"
+    constrained_assignment: bool = False  # two local speakers of one chunk never share a cluster
     batch_size: int = Field(32, ge=1)
     num_speakers: int | None = Field(None, ge=1)
     min_speakers: int = Field(1, ge=1)
     max_speakers: int = Field(11, ge=1)
-    # Cosine distance at which average-linkage clustering stops merging, to estimate the count.
+    # Estimating the count when none is given: ahc = average-linkage cut at count_threshold
+    # (cosine distance); eigengap = spectral eigengap; silhouette = best KMeans silhouette
+    # (one speaker below count_threshold).
+    count_method: Literal["ahc", "eigengap", "silhouette"] = "ahc"
     count_threshold: float = Field(0.25, gt=0, lt=2)
 
     @model_validator(mode="after")
     def _bounds(self) -> "DiarizationConfig":
+        if self.embedding_partial_step_s > self.embedding_partial_s:
+            raise ValueError("embedding_partial_step_s must not exceed embedding_partial_s")
         if self.min_speakers > self.max_speakers:
             raise ValueError("min_speakers must not exceed max_speakers")
         return self
@@ -102,6 +115,8 @@ class Profile(BaseModel):
     description: str = ""
     allow_downloads: bool = False
     hf_token_env: str = "HF_TOKEN"
+    # Transcribe and diarise a recording at the same time (speed only; results are the same).
+    overlap_models: bool = True
     extract: ExtractConfig = ExtractConfig()
     asr: AsrConfig = AsrConfig()
     diarization: DiarizationConfig = DiarizationConfig()

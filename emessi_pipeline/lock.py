@@ -18,16 +18,17 @@ class LockedError(RuntimeError):
 
 
 class RunLock:
-    def __init__(self, path: Path, what: str):
+    def __init__(self, path: Path, what: str, shared: bool = False):
         self.path = Path(path)
         self.what = what
+        self.shared = shared  # shards of one batch share the workspace; a whole run excludes them
         self._fd: int | None = None
 
     def __enter__(self) -> "RunLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
@@ -35,14 +36,16 @@ class RunLock:
                 f"another emessi run is using this {self.what} ({self.path.parent if self.what == 'workspace' else self.path.with_suffix('')}; "
                 f"held by {holder}); wait for it to finish"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} since {dt.datetime.now():%Y-%m-%d %H:%M:%S}".encode(), 0)
+        if not self.shared:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} since {dt.datetime.now():%Y-%m-%d %H:%M:%S}".encode(), 0)
         self._fd = fd
         return self
 
     def __exit__(self, *exc) -> None:
         if self._fd is not None:
-            os.ftruncate(self._fd, 0)
+            if not self.shared:
+                os.ftruncate(self._fd, 0)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None

@@ -6,7 +6,9 @@ loaded once per batch and only when some recording actually needs them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import json
 import os
 import secrets
 import shutil
@@ -18,18 +20,20 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from . import __version__, audio, database, privacy
+from . import __version__, audio, database, devices, privacy
 from .align import align
 from .config import Profile
 from .diarize import Diarizer, SpeakerCount, pipeline_identity
 from .interrupts import protected
 from .lock import RunLock
+from .parallel import Background
+from .shard import Shard
 from .manifest import RecordingMeta, find_manifest, metadata_for, read_manifest
 from .models import MissingModelError
 from .records import Alignment, Diarization, MediaInfo, Observations, Transcript
 from .segment import observation_set_id, segment
 from .transcribe import load_model, transcribe
-from .workspace import ContentIndex, Workspace, stage_key
+from .workspace import ContentIndex, Workspace, atomic_write_bytes, stage_key
 
 STAGES = ("extract", "transcribe", "diarize", "align", "segment", "load")
 # Bump a stage's version when its code changes what it produces: its cache then misses.
@@ -113,6 +117,7 @@ class RecordingResult:
     words: int = 0
     computed: list[str] = field(default_factory=list)  # stages that ran (not cached)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    model_wall_s: float = 0.0  # wall time of transcription and diarisation together (they overlap)
 
 
 @dataclass
@@ -143,6 +148,8 @@ class IngestSummary:
         for r in self.results:
             for stage, seconds in r.stage_seconds.items():
                 stage_totals[stage] = round(stage_totals.get(stage, 0.0) + seconds, 3)
+        model_wall = sum(r.model_wall_s for r in self.results)
+        own = max(self.wall_seconds - model_wall, 0.0)
         count = lambda **kv: sum(all(getattr(r, k) == v for k, v in kv.items()) for r in self.results)  # noqa: E731
         return {
             "run_id": self.run_id,
@@ -166,6 +173,10 @@ class IngestSummary:
             "processed_audio_seconds": round(self.processed_seconds, 3),
             "real_time_factor": round(self.wall_seconds / self.processed_seconds, 4) if self.processed_seconds else None,
             "stage_seconds": stage_totals,
+            "model_wall_seconds": round(model_wall, 3),
+            # everything but the models: discovery, hashing, extraction, alignment, loading, bookkeeping
+            "own_seconds": round(own, 3),
+            "own_share": round(own / self.wall_seconds, 4) if self.wall_seconds and model_wall else None,
             "models": self.models,
             "results": [asdict(r) for r in self.results],
         }
@@ -224,6 +235,8 @@ class Ingestor:
         self.settle_seconds = settle_seconds
         self.last_summary: IngestSummary | None = None
         self.models: dict[str, str] = {}
+        self.shard: Shard | None = None
+        self.cached_only = False
 
     # --- models, loaded on first need -------------------------------------------------------
 
@@ -262,29 +275,49 @@ class Ingestor:
         manifest_path: Path | None = None,
         limits: Limits | None = None,
         retry_failed: bool = False,
+        shard: Shard | None = None,
+        cached_only: bool = False,
     ) -> IngestSummary:
         """Process every recording under *source* up to stage *until*.
 
         Holds the workspace (and database) lock for the whole run. On an interrupt the summary
         of what finished is kept in ``last_summary`` before the exception propagates.
+
+        *shard* processes only its share of the recordings and never writes the database (a
+        sharded ``load`` stops after ``segment``); the shards of a batch share the workspace, and
+        a final ``cached_only`` load merges their artifacts into the database without running
+        a model.
         """
         if until not in STAGES:
             raise ValueError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}")
+        if shard is not None and until == "load":
+            until = "segment"
+        self.shard, self.cached_only = shard, cached_only
         source = Path(source)
         if not source.exists():
             raise FileNotFoundError(f"{source}: no such file or folder")
         manifest_path = manifest_path or find_manifest(source)
         manifest = read_manifest(manifest_path) if manifest_path else {}
-        with RunLock(self.workspace.root / ".lock", "workspace"):
+        if until in ("transcribe", "diarize", "align", "segment", "load") and not cached_only:
+            devices.require(self.profile, until)
+        with contextlib.ExitStack() as locks:
+            locks.enter_context(RunLock(self.workspace.root / ".lock", "workspace", shared=shard is not None))
+            if shard is not None:
+                locks.enter_context(RunLock(self.workspace.root / f".lock-{shard.name}", "shard"))
             if until == "load":
-                with RunLock(_db_lock_path(self.database_path), "database"):
-                    return self._run(source, until, manifest, limits or Limits(), retry_failed)
-            return self._run(source, until, manifest, limits or Limits(), retry_failed)
+                locks.enter_context(RunLock(_db_lock_path(self.database_path), "database"))
+            summary = self._run(source, until, manifest, limits or Limits(), retry_failed)
+            if shard is not None:
+                atomic_write_bytes(self.workspace.root / "shards" / f"{shard.name}.json",
+                                   json.dumps(summary.to_dict(), indent=1, default=str).encode())  # fmt: skip
+            return summary
 
     def _run(self, source, until, manifest, limits: Limits, retry_failed: bool) -> IngestSummary:
         started = time.monotonic()
         run_id = dt.datetime.now().strftime("%Y%m%dT%H%M%S-") + secrets.token_hex(3)
         paths = audio.find_recordings(source)
+        if self.shard is not None:
+            paths = self.shard.select(paths, source)
         index = ContentIndex(self.workspace.root / "content-index.json")
         con = None
         if until == "load":
@@ -361,9 +394,13 @@ class Ingestor:
                 if database.is_current(con, chain.recording_id, chain.set_id, path, meta):
                     self._fill_from_database(con, chain, result)
                     return
+            if self.cached_only:
+                self._require_cached(chain, until)
             for stage in STAGES[: STAGES.index(until) + 1]:
                 if stage == "extract":
                     chain.extract(need_wav=chain.models_needed(until))
+                elif stage == "transcribe":
+                    chain.run_models(with_diarization=STAGES.index(until) >= STAGES.index("diarize"))
                 elif stage == "load":
                     result.status = "done" if self._load(con, chain, run_id) else "unchanged"
                 else:
@@ -376,6 +413,13 @@ class Ingestor:
             raise StageError(stage, _one_line(error, path)) from None
         if until != "load" and not result.computed:
             result.status = "unchanged"
+
+    def _require_cached(self, chain: "_Chain", until: str) -> None:
+        """A merge after a sharded run runs no model: a missing model artifact is a failure."""
+        for stage in ("extract", "transcribe", "diarize"):
+            if STAGES.index(stage) <= STAGES.index(until) and not chain.cached_result(stage):
+                why = shard_failure(self.workspace.root, chain.path) or "no shard has processed it yet"
+                raise StageError(stage, f"{chain.path}: no cached {stage} result ({why})")
 
     @staticmethod
     def _fill_from_database(con, chain: "_Chain", result: RecordingResult) -> None:
@@ -462,6 +506,19 @@ class Ingestor:
         )
 
 
+def shard_failure(workspace: Path, path: Path) -> str | None:
+    """Why a shard of an earlier sharded run failed on *path*, from the shards' summaries."""
+    for summary in sorted((workspace / "shards").glob("shard-*.json")):
+        try:
+            results = json.loads(summary.read_text()).get("results", [])
+        except (OSError, ValueError):
+            continue
+        for r in results:
+            if r.get("path") == str(path) and r.get("status") == "failed":
+                return f"{summary.stem} failed at {r.get('stage')}: {r.get('message')}"
+    return None
+
+
 def _one_line(error: Exception, path: Path) -> str:
     text = " ".join(str(error).split()) or type(error).__name__
     return text if str(path) in text else f"{path}: {text}"
@@ -477,6 +534,8 @@ class _Chain:
         self.profile = owner.profile
         self._audio: np.ndarray | None = None
         self.keys: dict[str, str] = {}
+        self.diarization_: Diarization | None = None
+        self._cancel_check: Callable[[], None] = lambda: None
 
     def _timed(self, stage: str, compute: Callable[[], object]):
         started = time.monotonic()
@@ -531,6 +590,40 @@ class _Chain:
         stages = [s for s in ("transcribe", "diarize") if STAGES.index(s) <= STAGES.index(until)]
         return until == "extract" or any(not self.ws.path(s, self.keys[s]).is_file() for s in stages)
 
+    def run_models(self, with_diarization: bool) -> None:
+        """Transcribe, and diarise at the same time when both must run and the profile allows it."""
+        started = time.monotonic()
+        both = with_diarization and not self._cached("transcribe") and not self._cached("diarize")
+        if both and self.profile.overlap_models:
+            self.audio()  # read once, before both stages share it
+            background = Background(self.diarize, "diarize")
+            self._cancel_check = background.check
+            background.start()
+            try:
+                self.transcribe()
+            except BaseException:
+                background.cancel()
+                raise
+            try:
+                background.result()
+            except (StageError, MissingModelError):
+                raise
+            except (audio.MediaError, ValueError, RuntimeError, OSError) as error:
+                raise StageError("diarize", _one_line(error, self.path)) from None
+        else:
+            self.transcribe()
+            if with_diarization:
+                self.diarize()
+        if self.result.computed:
+            self.result.model_wall_s = round(time.monotonic() - started, 3)
+
+    def _cached(self, stage: str) -> bool:
+        return self.ws.path(stage, self.keys[stage]).is_file()
+
+    def cached_result(self, stage: str) -> bool:
+        """The stage's artifact exists (for extract: the media info; the WAV may be cleaned)."""
+        return self._cached(stage)
+
     def transcribe(self) -> None:
         key = self.keys["transcribe"]
         transcript = self.ws.load("transcribe", key, Transcript)
@@ -548,13 +641,17 @@ class _Chain:
         self.result.words = sum(len(s.words) for s in transcript.segments)
 
     def diarize(self) -> None:
+        if self.diarization_ is not None:
+            return  # computed beside the transcription
         key = self.keys["diarize"]
         diarization = self.ws.load("diarize", key, Diarization)
         if diarization is None:
             self._report("diarize")
 
             def run():
-                hook = lambda step, done, total: self._report(f"diarize: {step}", done, total)  # noqa: E731
+                def hook(step, done, total):
+                    self._cancel_check()
+                    self._report(f"diarize: {step}", done, total)
                 rate = self.profile.extract.sample_rate
                 return self.owner.diarizer()(self.audio(), rate, self.recording_id, self.count, hook)
 

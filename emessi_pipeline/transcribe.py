@@ -14,6 +14,7 @@ from .config import AsrConfig
 from .records import Segment, Transcript, Word
 
 ProgressHook = Callable[[float], None]  # seconds of audio done
+SAMPLE_RATE = 16_000
 
 
 @dataclass(frozen=True)
@@ -85,33 +86,57 @@ def transcribe(
     if audio.size == 0:
         return Transcript(language=config.language or "", language_probability=0.0,
                           duration=0.0, segments=())  # fmt: skip
-    raw_segments, info = model.transcribe(audio, **options)
-    segments = []
-    for raw in raw_segments:
-        segments.append(_segment(raw))
-        if progress:
-            progress(float(raw.end))
+    segments, language, probability = [], options["language"], 0.0
+    for start, end in block_bounds(audio, SAMPLE_RATE, config.block_minutes * 60):
+        # Whisper's feature extractor holds the spectrogram of everything it is given (about
+        # 0.5 GB an hour); blocks cut at quiet moments keep a 2-hour meeting's memory flat.
+        raw_segments, info = model.transcribe(audio[start:end], **{**options, "language": language})
+        language = language or info.language  # one language for the whole recording
+        probability = probability or float(info.language_probability)
+        offset = start / SAMPLE_RATE
+        for raw in raw_segments:
+            segments.append(_segment(raw, offset))
+            if progress:
+                progress(offset + float(raw.end))
     guarded, dropped = guard_repetitions(
         segments, config.repetition_min_repeats, config.repetition_max_ngram,
         drop=config.repetition_action == "drop",
     )  # fmt: skip
     return Transcript(
-        language=info.language,
-        language_probability=float(info.language_probability),
-        duration=float(info.duration),
+        language=language,
+        language_probability=probability,
+        duration=audio.size / SAMPLE_RATE,
         segments=tuple(guarded),
         dropped_loop_words=dropped,
     )
 
 
-def _segment(raw) -> Segment:
+def block_bounds(audio: np.ndarray, rate: int, max_seconds: float, search_seconds: float = 30.0,
+                 frame_seconds: float = 0.2) -> list[tuple[int, int]]:  # fmt: skip
+    """Sample ranges of at most *max_seconds*, each cut at the quietest frame of its last
+    *search_seconds*, so no word is split between two blocks."""
+    limit, frame = int(max_seconds * rate), int(frame_seconds * rate)
+    bounds, start = [], 0
+    while audio.size - start > limit:
+        window = audio[start + limit - int(search_seconds * rate) : start + limit]
+        frames = window[: window.size // frame * frame].reshape(-1, frame)
+        quietest = int(np.argmin(np.einsum("ij,ij->i", frames, frames)))
+        cut = start + limit - window.size + quietest * frame + frame // 2
+        bounds.append((start, cut))
+        start = cut
+    bounds.append((start, audio.size))
+    return bounds
+
+
+def _segment(raw, offset: float = 0.0) -> Segment:
     words = tuple(
-        Word(start=float(w.start), end=float(w.end), text=w.word, probability=float(w.probability))
+        Word(start=round(float(w.start) + offset, 3), end=round(float(w.end) + offset, 3), text=w.word,
+             probability=float(w.probability))  # fmt: skip
         for w in (raw.words or ())
     )
     return Segment(
-        start=float(raw.start),
-        end=float(raw.end),
+        start=round(float(raw.start) + offset, 3),
+        end=round(float(raw.end) + offset, 3),
         text=raw.text.strip(),
         avg_logprob=float(raw.avg_logprob),
         no_speech_prob=float(raw.no_speech_prob),

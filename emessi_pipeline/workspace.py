@@ -70,6 +70,7 @@ class ContentIndex:
         except (FileNotFoundError, ValueError):
             self.entries = {}
         self.dirty = False
+        self._learned: dict[str, dict] = {}
 
     def sha256(self, file: Path) -> str:
         stat = file.stat()
@@ -82,10 +83,16 @@ class ContentIndex:
             while block := handle.read(1 << 22):
                 digest.update(block)
         self.entries[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest.hexdigest()}
+        self._learned[key] = self.entries[key]
         self.dirty = True
         return digest.hexdigest()
 
     def save(self) -> None:
         if self.dirty:
+            # Shards of one batch share this file: keep what the others wrote meanwhile.
+            try:
+                self.entries = {**json.loads(self.path.read_text()), **self._learned}
+            except (FileNotFoundError, ValueError):
+                pass
             atomic_write_bytes(self.path, json.dumps(self.entries, indent=0).encode())
             self.dirty = False

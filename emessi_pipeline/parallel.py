@@ -1,0 +1,50 @@
+"""Run one model stage in a background thread while another runs in the calling thread.
+
+Transcription (CTranslate2) and diarisation (torch) release the GIL inside their native code,
+so on two or more cores they overlap almost completely. Signals reach only the main thread: on
+Ctrl-C the main thread asks the background stage to stop at its next progress callback and
+waits for it, so no thread is left running native code while the interpreter shuts down.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+
+class Cancelled(Exception):
+    """Raised inside a background stage's progress callback once the run is stopping."""
+
+
+class Background:
+    def __init__(self, work: Callable[[], object], name: str):
+        self._work, self.name = work, name
+        self._cancel = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"emessi-{name}", daemon=True)
+
+    def start(self) -> "Background":
+        self._thread.start()
+        return self
+
+    def check(self) -> None:
+        """Call from the background stage's progress callbacks."""
+        if self._cancel.is_set():
+            raise Cancelled(self.name)
+
+    def cancel(self) -> None:
+        self._cancel.set()
+        self._thread.join()
+
+    def result(self) -> None:
+        """Wait for the stage; re-raise its error in the calling thread."""
+        while self._thread.is_alive():
+            self._thread.join(0.2)  # short waits keep Ctrl-C responsive
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        try:
+            self._work()
+        except BaseException as error:  # noqa: BLE001 - handed to the main thread
+            self._error = error
