@@ -73,22 +73,30 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON 
 
 
 class RichReporter(Reporter):
+    """A bar for the batch, and one per running stage (transcription and diarisation overlap)."""
+
     def __init__(self, progress: Progress):
         self.progress = progress
         self.files = progress.add_task("recordings", total=0)
-        self.current = progress.add_task("", total=None, visible=False)
+        self.stages: dict[str, object] = {}
 
     def start(self, total: int) -> None:
         self.progress.update(self.files, total=total)
 
     def file_started(self, path: Path) -> None:
-        self.progress.update(self.current, description=path.name, visible=True, completed=0, total=None)
+        self.progress.update(self.files, description=f"recordings ({path.name})")
 
     def stage(self, path, stage, completed=None, total=None) -> None:
-        self.progress.update(self.current, description=f"{path.name}: {stage}", completed=completed or 0, total=total)
+        family = stage.split(":")[0]
+        if family not in self.stages:
+            self.stages[family] = self.progress.add_task("", total=None)
+        self.progress.update(self.stages[family], description=f"{path.name}: {stage}", completed=completed or 0,
+                             total=total, visible=True)  # fmt: skip
 
     def file_finished(self, result: RecordingResult) -> None:
         self.progress.advance(self.files)
+        for task in self.stages.values():
+            self.progress.update(task, visible=False)
         if result.status == "failed":
             self.progress.console.print(f"[red]FAILED[/] {result.stage}: {result.message}", highlight=False, soft_wrap=True)
 
@@ -268,7 +276,10 @@ app.command("ingest")(
     _stage_command(
         "load",
         "Extract, transcribe, diarise, align, segment and load every recording in a folder.\n\n"
-        "Cached stages are reused: re-running with nothing changed does no model work.",
+        "Cached stages are reused: re-running with nothing changed does no model work.\n\n"
+        "On a cluster, each array task runs one shard and a last job merges them:\n\n"
+        "  emessi ingest recordings/ -w /scratch/work --shard $SLURM_ARRAY_TASK_ID/8\n\n"
+        "  emessi load recordings/ -w /scratch/work --db meetings.duckdb --cached-only",
         "emessi ingest recordings/ --db meetings.duckdb --num-speakers 6",
     )
 )

@@ -67,7 +67,8 @@ def test_empty_folder_means_no_recordings(tmp_path):
 
 def test_missing_model_is_one_clear_message_not_a_traceback(tmp_path):
     copy_to(shared("picovoice_falcon_test", "test.wav"), tmp_path / "rec")
-    result = runner.invoke(app, ["ingest", str(tmp_path / "rec"), "--profile", "workstation",
+    # --device cpu: without it this machine stops earlier, at the CUDA check (tests/test_scale.py)
+    result = runner.invoke(app, ["ingest", str(tmp_path / "rec"), "--profile", "workstation", "--device", "cpu",
                                  "--db", str(tmp_path / "x.duckdb"), "-w", str(tmp_path / "w")])  # fmt: skip
     assert result.exit_code == Exit.NOTHING_DONE
     assert "large-v3" in result.output and "--allow-downloads" in result.output

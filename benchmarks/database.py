@@ -1,0 +1,143 @@
+"""Database scale: bulk loading, and the group-dynamics views over a large archive.
+
+Builds synthetic observation sets shaped like real ones (a few speakers taking turns, ten words
+an observation, overlaps here and there) and loads them through `database.load_recording`, the
+path `emessi ingest` uses. Then, with 1,000 recordings filed in groups and sessions, speakers
+assigned to participants with roles, and every observation coded, times each view.
+
+    .venv/bin/python benchmarks/database.py --out /tmp/emessi-bench/db
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import random
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+from emessi_pipeline import database
+from emessi_pipeline.manifest import RecordingMeta
+from emessi_pipeline.records import (AlignedWord, Alignment, Diarization, MediaInfo, Observation, Observations,
+                                     Segment, SpeakerTurn, Transcript, Word)  # fmt: skip
+
+VIEWS = ["turns", "talk_per_speaker", "talk_per_participant", "talk_per_role", "group_talk_per_participant",
+         "group_talk_per_role", "leadership_share", "turn_transitions", "response_latency", "overlap_events",
+         "overlaps_per_speaker", "participation_balance", "group_participation_balance", "codes_by_role",
+         "codes_by_session"]  # fmt: skip
+
+
+def synthetic(index: int, observations: int, words_each: int, speakers: int, folder: Path) -> database.LoadedRecording:
+    """One recording's records, built without validation (pydantic's model_construct) for speed."""
+    rng = random.Random(index)
+    rid = f"{index:016x}"
+    set_id = f"{index:08x}"
+    path = folder / f"rec{index:05d}.wav"
+    path.touch()
+    labels = [f"SPEAKER_{k:02d}" for k in range(speakers)]
+    words, observations_, segments, turns = [], [], [], []
+    t, speaker = 0.0, labels[0]
+    for seq in range(observations):
+        speaker = rng.choice([s for s in labels if s != speaker]) if rng.random() < 0.7 else speaker
+        first = len(words)
+        start = t
+        for _ in range(words_each):
+            words.append(AlignedWord.model_construct(start=round(t, 3), end=round(t + 0.3, 3), text=" sana",
+                                                     probability=0.9, speaker=speaker, overlap=False, in_gap=False,
+                                                     loop=False, segment_index=seq))  # fmt: skip
+            t += 0.35
+        observations_.append(Observation.model_construct(
+            observation_id=f"{rid[:12]}-{set_id}-{seq:05d}", seq=seq, speaker=speaker, start=round(start, 3),
+            end=round(t, 3), text="sana " * words_each, word_count=words_each, mean_word_probability=0.9,
+            overlap=seq % 9 == 0, word_start=first, word_end=len(words)))  # fmt: skip
+        segments.append(Segment.model_construct(start=start, end=t, text="sana", avg_logprob=-0.3,
+                                                no_speech_prob=0.01, words=(), repetition_loop=False))  # fmt: skip
+        turns.append(SpeakerTurn.model_construct(start=round(start, 3), end=round(t + (0.5 if seq % 9 == 0 else 0), 3),
+                                                 speaker=speaker))  # fmt: skip
+        t += rng.uniform(0.2, 1.5)
+    media = MediaInfo.model_construct(path=str(path), container="wav", duration=t, audio_streams=1, video_streams=0,
+                                      stream_index=0, codec="pcm_s16le", sample_rate=16000, channels=1)  # fmt: skip
+    group = f"G{index % 35 + 1}"
+    return database.LoadedRecording(
+        recording_id=rid, name=path.stem, path=path, sha256=rid * 4, media=media,
+        meta=RecordingMeta(group=group, session=index // 35 + 1),
+        transcript=Transcript.model_construct(language="fi", language_probability=1.0, duration=t,
+                                              segments=tuple(segments), dropped_loop_words=0),
+        diarization=Diarization.model_construct(speakers=tuple(labels), turns=tuple(turns),
+                                                exclusive_turns=tuple(turns), num_speakers_requested=None),
+        alignment=Alignment.model_construct(words=tuple(words)),
+        observations=Observations.model_construct(set_id=set_id, observations=tuple(observations_)),
+        set_params={}, asr_model="bench", diarization_model="bench",
+    )  # fmt: skip
+
+
+def load_all(db: Path, items: list[database.LoadedRecording]) -> float:
+    con = database.connect(db)
+    database.start_run(con, "bench", "bench", "bench", {}, {})
+    started = time.monotonic()
+    for item in items:
+        database.load_recording(con, item, "bench")
+    seconds = time.monotonic() - started
+    con.close()
+    return seconds
+
+
+def code_everything(db: Path) -> None:
+    """Participants with roles for every speaker label, and one topic code per observation."""
+    con = database.connect(db)
+    now = dt.datetime.now()
+    con.execute("""INSERT INTO participants SELECT DISTINCT group_id || '-' || s.speaker_label, group_id,
+                   'P ' || s.speaker_label, NULL, ? FROM speakers s JOIN recordings r USING (recording_id)""", [now])
+    con.execute("""INSERT INTO speaker_assignments
+                   SELECT s.set_id || s.speaker_label, s.recording_id, s.set_id, s.speaker_label,
+                          r.group_id || '-' || s.speaker_label,
+                          CASE s.speaker_label WHEN 'SPEAKER_00' THEN 'leader' WHEN 'SPEAKER_01' THEN 'facilitator'
+                               ELSE 'participant' END, 'bench', ?, NULL, NULL
+                   FROM speakers s JOIN recordings r USING (recording_id)""", [now])  # fmt: skip
+    con.execute("""INSERT INTO codings SELECT observation_id || '-t', observation_id, 'coder1', 'topic',
+                   ['working_time', 'managing_work', 'work_frame'][1 + seq % 3], 1, 'bench', ?, NULL, NULL
+                   FROM observations""", [now])  # fmt: skip
+    con.close()
+
+
+def time_views(db: Path, repeats: int = 3) -> dict[str, float]:
+    con = database.connect(db, read_only=True)
+    times = {}
+    for view in VIEWS:
+        runs = []
+        for _ in range(repeats):
+            started = time.monotonic()
+            con.execute(f"SELECT * FROM {view}").df()
+            runs.append(time.monotonic() - started)
+        times[view] = statistics.median(runs)
+    con.close()
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("/tmp/emessi-bench/db"))
+    args = parser.parse_args()
+    shutil.rmtree(args.out, ignore_errors=True)
+    (args.out / "files").mkdir(parents=True)
+
+    # 1. Bulk load: 100 recordings × 1,000 observations × 10 words = 100k observations, 1M words.
+    items = [synthetic(i, 1000, 10, 6, args.out / "files") for i in range(100)]
+    seconds = load_all(args.out / "load.duckdb", items)
+    print(f"load: 100 recordings, 100,000 observations, 1,000,000 words in {seconds:.2f} s")
+    del items
+
+    # 2. An archive of 1,000 recordings (100 observations, 1,000 words each), coded.
+    items = [synthetic(i, 100, 10, 6, args.out / "files") for i in range(1000)]
+    seconds = load_all(args.out / "archive.duckdb", items)
+    print(f"load: 1,000 recordings, 100,000 observations, 1,000,000 words in {seconds:.2f} s")
+    code_everything(args.out / "archive.duckdb")
+    print("\n| view (1,000 recordings, coded) | seconds |\n|---|---:|")
+    for view, s in time_views(args.out / "archive.duckdb").items():
+        print(f"| {view} | {s:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
