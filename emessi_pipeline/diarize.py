@@ -23,37 +23,129 @@ class SpeakerCount:
     max_speakers: int | None = None
 
 
-def _estimating_kmeans(count_threshold: float):
-    """KMeans that estimates the number of clusters itself when it is not given.
+COUNT_METHODS = ("ahc", "eigengap", "silhouette")
+CLUSTER_METHODS = ("kmeans", "ahc-kmeans", "spectral")
+
+
+def estimate_count(unit: np.ndarray, lower: int, upper: int, method: str = "ahc", threshold: float = 0.25) -> int:
+    """How many speakers a set of unit-length embeddings holds, kept within [lower, upper].
+
+    ``ahc``: average-linkage clustering on cosine distance, cut at *threshold*.
+    ``eigengap``: largest gap between consecutive eigenvalues of the normalised Laplacian of
+    the cosine-affinity matrix (each row pruned to its nearest neighbours), as in spectral
+    clustering of speaker embeddings. ``silhouette``: the KMeans k with the best cosine
+    silhouette; one speaker when no k reaches *threshold*.
+    """
+    n = len(unit)
+    upper = max(1, min(upper, n))
+    lower = max(1, min(lower, upper))
+    if n < 2 or upper == 1:
+        return lower
+    if method == "ahc":
+        from scipy.cluster.hierarchy import fcluster, linkage
+
+        found = len(set(fcluster(linkage(unit, method="average", metric="cosine"), threshold, "distance")))
+    elif method == "eigengap":
+        eigenvalues = np.linalg.eigvalsh(_laplacian(_pruned_affinity(unit)))
+        gaps = np.diff(eigenvalues[: upper + 1])
+        found = int(np.argmax(gaps[lower - 1 :])) + lower if len(gaps) >= lower else lower
+    elif method == "silhouette":
+        from sklearn.metrics import silhouette_score
+
+        best, found = threshold, 1
+        for k in range(max(2, lower), min(upper, n - 1) + 1):
+            labels = _kmeans(unit, k)
+            score = silhouette_score(unit, labels, metric="cosine")
+            if score > best:
+                best, found = score, k
+    else:
+        raise ValueError(f"unknown count method {method!r} (known: {', '.join(COUNT_METHODS)})")
+    return int(min(max(found, lower), upper))
+
+
+def _pruned_affinity(unit: np.ndarray, keep: float = 0.3) -> np.ndarray:
+    affinity = np.clip(unit @ unit.T, 0.0, 1.0)
+    n = len(affinity)
+    neighbours = max(2, int(round(keep * n)))
+    pruned = np.zeros_like(affinity)
+    order = np.argsort(-affinity, axis=1)[:, :neighbours]
+    rows = np.arange(n)[:, None]
+    pruned[rows, order] = affinity[rows, order]
+    return (pruned + pruned.T) / 2
+
+
+def _laplacian(affinity: np.ndarray) -> np.ndarray:
+    degree = affinity.sum(axis=1)
+    inv = 1.0 / np.sqrt(np.maximum(degree, 1e-10))
+    return np.eye(len(affinity)) - inv[:, None] * affinity * inv[None, :]
+
+
+def _kmeans(unit: np.ndarray, k: int, init: np.ndarray | None = None) -> np.ndarray:
+    from sklearn.cluster import KMeans
+
+    if init is None:
+        return KMeans(n_clusters=k, n_init=3, random_state=42).fit_predict(unit)
+    return KMeans(n_clusters=k, init=init, n_init=1, random_state=42).fit_predict(unit)
+
+
+def cluster_embeddings(unit: np.ndarray, k: int, method: str = "kmeans") -> np.ndarray:
+    """Labels 0..k-1 for unit-length embeddings, by KMeans, by average-linkage clustering
+    refined with KMeans from its centroids (``ahc-kmeans``), or by spectral clustering on the
+    pruned cosine affinity (``spectral``)."""
+    if len(unit) <= k:
+        return np.arange(len(unit))
+    if k == 1:
+        return np.zeros(len(unit), dtype=int)
+    if method == "kmeans":
+        return _kmeans(unit, k)
+    if method == "ahc-kmeans":
+        from scipy.cluster.hierarchy import fcluster, linkage
+
+        labels = fcluster(linkage(unit, method="average", metric="cosine"), k, "maxclust") - 1
+        centroids = np.stack([unit[labels == c].mean(axis=0) for c in np.unique(labels)])
+        if len(centroids) < k:
+            return _kmeans(unit, k)
+        return _kmeans(unit, k, init=centroids)
+    if method == "spectral":
+        eigenvalues, vectors = np.linalg.eigh(_laplacian(_pruned_affinity(unit)))
+        spectral = vectors[:, :k]
+        spectral /= np.maximum(np.linalg.norm(spectral, axis=1, keepdims=True), 1e-10)
+        return _kmeans(spectral, k)
+    raise ValueError(f"unknown clustering method {method!r} (known: {', '.join(CLUSTER_METHODS)})")
+
+
+def offline_clustering(method: str = "kmeans", count_method: str = "ahc", count_threshold: float = 0.25,
+                       constrained: bool = False, min_active_ratio: float = 0.2):  # fmt: skip
+    """pyannote clustering step for the offline embeddings, estimating the count when none is given.
 
     pyannote's own agglomerative clustering without a count fell apart on meeting audio with
-    the offline embeddings, and silhouette or eigengap estimates over-counted on the shared
-    clips. Average-linkage clustering cut at a cosine distance gave the count exactly on 6 of
-    12 clips (mean error 0.7 speakers); that count, kept within [min, max], then goes to KMeans
-    just as a known count would.
+    the offline embeddings; the count is instead estimated (:func:`estimate_count`) and the
+    embeddings clustered into exactly that many speakers (:func:`cluster_embeddings`), just as
+    with a known count. Embeddings of local speakers with less than *min_active_ratio* of a
+    chunk of speech on their own are left out of clustering and only assigned afterwards.
     """
     from pyannote.audio.pipelines.clustering import KMeansClustering
-    from sklearn.cluster import AgglomerativeClustering
 
-    class EstimatingKMeans(KMeansClustering):
+    class OfflineClustering(KMeansClustering):
         expects_num_clusters = False
 
+        def __init__(self):
+            super().__init__(metric="cosine")
+            self.constrained_assignment = constrained
+
+        def filter_embeddings(self, embeddings, segmentations=None, min_active_ratio=0.2):
+            return super().filter_embeddings(embeddings, segmentations, min_active_ratio=min_active_ratio_)
+
         def cluster(self, embeddings, min_clusters=None, max_clusters=None, num_clusters=None):
-            if num_clusters is None:
-                num_clusters = self.estimate(embeddings, min_clusters or 1, max_clusters or len(embeddings))
-            return super().cluster(embeddings, num_clusters=num_clusters)
-
-        @staticmethod
-        def estimate(embeddings: np.ndarray, lower: int, upper: int) -> int:
-            if len(embeddings) < 2:
-                return max(1, min(lower, len(embeddings)))
             unit = embeddings / np.linalg.norm(embeddings, axis=-1, keepdims=True)
-            found = AgglomerativeClustering(
-                n_clusters=None, distance_threshold=count_threshold, metric="cosine", linkage="average"
-            ).fit(unit).n_clusters_
-            return int(min(max(found, lower), upper, len(embeddings)))
+            if num_clusters is None:
+                num_clusters = estimate_count(
+                    unit, min_clusters or 1, max_clusters or len(unit), count_method, count_threshold
+                )
+            return cluster_embeddings(unit, num_clusters, method)
 
-    return EstimatingKMeans
+    min_active_ratio_ = min_active_ratio
+    return OfflineClustering()
 
 
 class Diarizer:
@@ -134,7 +226,11 @@ def _offline_pipeline(config: DiarizationConfig):
     seg_dir = models.resolve_shipped(config.segmentation)
     emb_dir = models.resolve_shipped(config.embedding)
     segmentation = Model.from_pretrained(str(seg_dir / "pytorch_model.bin"))
-    embedding = ResemblyzerEmbedding(emb_dir / "pretrained.pt")
+    embedding = ResemblyzerEmbedding(
+        emb_dir / "pretrained.pt",
+        partial_frames=round(config.embedding_partial_s * 100),  # 10 ms mel frames
+        partial_step=round(config.embedding_partial_step_s * 100),
+    )
     # SpeakerDiarization always loads a PLDA, which only VBx clustering uses and which would
     # otherwise be fetched from the hub; an empty one is never touched by KMeans.
     pipeline = SpeakerDiarization(
@@ -147,7 +243,10 @@ def _offline_pipeline(config: DiarizationConfig):
         embedding_batch_size=config.batch_size,
         segmentation_batch_size=config.batch_size,
     )
-    pipeline.clustering = _estimating_kmeans(config.count_threshold)(metric="cosine")
+    pipeline.clustering = offline_clustering(
+        config.clustering, config.count_method, config.count_threshold,
+        config.constrained_assignment, config.min_active_ratio,
+    )  # fmt: skip
     pipeline._expects_num_speakers = False
     pipeline.instantiate(
         {

@@ -40,8 +40,12 @@ def _melscale_fbanks() -> torch.Tensor:
 class ResemblyzerEmbedding(Model):
     """GE2E speaker encoder (3-layer LSTM, 256-d output) with pyannote's Model interface."""
 
-    def __init__(self, checkpoint: Path | str | None = None):
+    def __init__(self, checkpoint: Path | str | None = None, partial_frames: int = PARTIAL_FRAMES,
+                 partial_step: int = PARTIAL_STEP):  # fmt: skip
         super().__init__(sample_rate=SAMPLE_RATE, num_channels=1)
+        if not 0 < partial_step <= partial_frames:
+            raise ValueError("partial_step must be in (0, partial_frames]")
+        self.partial_frames, self.partial_step = int(partial_frames), int(partial_step)
         self.lstm = nn.LSTM(N_MELS, 256, 3, batch_first=True)
         self.linear = nn.Linear(256, 256)
         self.register_buffer("fbanks", _melscale_fbanks(), persistent=False)
@@ -87,7 +91,7 @@ class ResemblyzerEmbedding(Model):
             if selected.shape[0] < MIN_FRAMES:
                 continue
             gain = self._gain(frame_energy[b][keep[b]])
-            for piece in _partials(selected * gain):
+            for piece in _partials(selected * gain, self.partial_frames, self.partial_step):
                 partials.append(piece)
                 owners.append(b)
         out = torch.full((batch, 256), float("nan"), device=mels.device)
@@ -120,11 +124,11 @@ class ResemblyzerEmbedding(Model):
         return F.normalize(F.relu(self.linear(hidden[-1])), dim=1)
 
 
-def _partials(frames: torch.Tensor) -> list[torch.Tensor]:
+def _partials(frames: torch.Tensor, length: int = PARTIAL_FRAMES, step: int = PARTIAL_STEP) -> list[torch.Tensor]:
     total = frames.shape[0]
-    if total <= PARTIAL_FRAMES:
+    if total <= length:
         return [frames]
-    starts = list(range(0, total - PARTIAL_FRAMES + 1, PARTIAL_STEP))
-    if starts[-1] + PARTIAL_FRAMES < total:
-        starts.append(total - PARTIAL_FRAMES)
-    return [frames[s : s + PARTIAL_FRAMES] for s in starts]
+    starts = list(range(0, total - length + 1, step))
+    if starts[-1] + length < total:
+        starts.append(total - length)
+    return [frames[s : s + length] for s in starts]
