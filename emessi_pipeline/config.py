@@ -43,7 +43,7 @@ class AsrConfig(Section):
     vad_filter: bool = True
     condition_on_previous_text: bool = False
     batch_size: int = Field(0, ge=0, description="0: sequential; >0: BatchedInferencePipeline")
-    block_minutes: float = Field(10.0, gt=0, description="longer audio is transcribed in blocks cut at quiet moments")
+    block_minutes: float = Field(5.0, gt=0, description="longer audio is transcribed in blocks cut at quiet moments")
     repetition_min_repeats: int = Field(5, ge=2, description="an n-gram repeated this often is a loop")
     repetition_max_ngram: int = Field(4, ge=1)
     repetition_action: Literal["drop", "flag"] = "drop"
@@ -55,26 +55,27 @@ class DiarizationConfig(Section):
     embedding: str = "resemblyzer-ge2e"
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     threads: int = Field(2, ge=1)
-    segmentation_threshold: float = Field(0.5, gt=0, lt=1)
+    segmentation_threshold: float = Field(0.6, gt=0, lt=1)
     min_duration_off: float = Field(0.0, ge=0)
     segmentation_step: float = Field(0.1, gt=0, le=1)
-    embedding_exclude_overlap: bool = False
+    embedding_exclude_overlap: bool = True
     # Resemblyzer embeds a local speaker's speech in partials of this length and step, averaged.
     embedding_partial_s: float = Field(1.6, ge=0.2, le=5.0)
     embedding_partial_step_s: float = Field(0.8, gt=0, le=5.0)
     # A local speaker with less than this share of a chunk on their own is assigned, not clustered.
-    min_active_ratio: float = Field(0.2, ge=0, lt=1)
+    min_active_ratio: float = Field(0.1, ge=0, lt=1)
     clustering: Literal["kmeans", "ahc-kmeans", "spectral"] = "kmeans"
     constrained_assignment: bool = False  # two local speakers of one chunk never share a cluster
     batch_size: int = Field(32, ge=1)
     num_speakers: int | None = Field(None, ge=1)
     min_speakers: int = Field(1, ge=1)
     max_speakers: int = Field(11, ge=1)
+    # Defaults here are the tuned values of docs/accuracy.md (profiles that omit them get them).
     # Estimating the count when none is given: ahc = average-linkage cut at count_threshold
     # (cosine distance); eigengap = spectral eigengap; silhouette = best KMeans silhouette
     # (one speaker below count_threshold).
     count_method: Literal["ahc", "eigengap", "silhouette"] = "ahc"
-    count_threshold: float = Field(0.25, gt=0, lt=2)
+    count_threshold: float = Field(0.4, gt=0, lt=2)
 
     @model_validator(mode="after")
     def _bounds(self) -> "DiarizationConfig":
@@ -92,6 +93,29 @@ class AlignConfig(Section):
 
 class SegmentConfig(Section):
     max_pause: float = Field(1.5, gt=0, description="a longer pause by the same speaker splits")
+
+
+class ReviewConfig(Section):
+    """Thresholds of the review list (`emessi review`): which observations a person checks first.
+
+    They change only the `review_flags` of a set, never a cached stage artifact or a set id.
+    Defaults and their reasons are in docs/coding.md ("Review list").
+    """
+
+    # low_confidence: any of the three.
+    min_mean_word_prob: float = Field(0.55, ge=0, le=1, description="mean word probability below this")
+    word_prob_floor: float = Field(0.5, ge=0, le=1, description="a word below this probability is doubtful")
+    max_low_word_share: float = Field(0.4, gt=0, le=1, description="share of doubtful words at or above this")
+    min_avg_logprob: float = Field(-1.0, le=0, description="its Whisper segments' mean log-probability below this")
+    # overlap: seconds of the observation during which another label talks (overlap-aware turns).
+    overlap_min_s: float = Field(0.3, ge=0)
+    # short_between_same: at most this long, between two observations of one other speaker.
+    short_turn_max_s: float = Field(1.5, gt=0)
+    # mid_sentence_change: the previous speaker's text has no sentence end and this one starts within.
+    sentence_max_gap_s: float = Field(1.0, ge=0)
+    # minor_speaker: a label with less than this share of the talk time, or fewer seconds.
+    minor_speaker_max_share: float = Field(0.03, ge=0, lt=1)
+    minor_speaker_max_s: float = Field(5.0, ge=0)
 
 
 class MetadataConfig(Section):
@@ -122,6 +146,7 @@ class Profile(BaseModel):
     diarization: DiarizationConfig = DiarizationConfig()
     align: AlignConfig = AlignConfig()
     segment: SegmentConfig = SegmentConfig()
+    review: ReviewConfig = ReviewConfig()
     metadata: MetadataConfig = MetadataConfig()
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from . import __version__, audio, database, devices, privacy
+from . import __version__, audio, database, devices, memory, privacy
 from .align import align
 from .config import Profile
 from .diarize import Diarizer, SpeakerCount, pipeline_identity
@@ -225,6 +225,7 @@ class Ingestor:
         settle_seconds: float = 10.0,
     ):
         privacy.lock_down(profile.allow_downloads)
+        memory.limit_malloc_arenas()
         self.profile = profile
         self.workspace = Workspace(workspace)
         self.database_path = database_path

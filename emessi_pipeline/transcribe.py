@@ -88,8 +88,9 @@ def transcribe(
                           duration=0.0, segments=())  # fmt: skip
     segments, language, probability = [], options["language"], 0.0
     for start, end in block_bounds(audio, SAMPLE_RATE, config.block_minutes * 60):
-        # Whisper's feature extractor holds the spectrogram of everything it is given (about
-        # 0.5 GB an hour); blocks cut at quiet moments keep a 2-hour meeting's memory flat.
+        # Whisper's feature extractor builds the spectrogram of everything it is given at once
+        # (windowed frames, a complex128 FFT and copies: about 2.5 GB an hour); blocks cut at
+        # quiet moments keep that to a few hundred MB however long the meeting is.
         raw_segments, info = model.transcribe(audio[start:end], **{**options, "language": language})
         language = language or info.language  # one language for the whole recording
         probability = probability or float(info.language_probability)
