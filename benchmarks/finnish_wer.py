@@ -88,10 +88,10 @@ def main() -> None:
                         "loop_words": sum(w.loop for s in segments for w in s.words), "dropped": dropped,
                         "audio_s": len(samples) / 16_000, "transcribe_s": seconds, "hypothesis": hypothesis,
                     })  # fmt: skip
+                args.json.parent.mkdir(parents=True, exist_ok=True)
+                args.json.write_text(json.dumps(results, ensure_ascii=False, indent=1))  # kept if interrupted
                 print(f"{name:12s} vad={vad!s:5s} beam={beam}: WER {results[-2]['wer']:.3f} "
                       f"CER {results[-2]['cer']:.3f} ({seconds:.1f} s for {len(samples) / 16_000:.0f} s)", flush=True)  # fmt: skip
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, ensure_ascii=False, indent=1))
     table(results, list(data))
 
 

@@ -263,7 +263,11 @@ def best(rows: list[tuple[DiarizationConfig, dict]], field: str = "tune") -> Dia
 
 # ---------------------------------------------------------------- stages
 
-OLD = DiarizationConfig()  # the defaults before tuning (the config fields' own defaults)
+# The defaults before tuning.
+OLD = DiarizationConfig(segmentation_threshold=0.5, min_duration_off=0.0, segmentation_step=0.1,
+                        embedding_exclude_overlap=False, embedding_partial_s=1.6, embedding_partial_step_s=0.8,
+                        min_active_ratio=0.2, clustering="kmeans", constrained_assignment=False,
+                        count_method="ahc", count_threshold=0.25)  # fmt: skip
 
 
 def describe(cfg: DiarizationConfig, base: DiarizationConfig = OLD) -> str:

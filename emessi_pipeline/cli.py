@@ -516,6 +516,10 @@ from .cli_dataset import register as _register_dataset_commands  # noqa: E402
 
 _register_dataset_commands(app)
 
+from .cli_eval import register as _register_eval_command  # noqa: E402
+
+_register_eval_command(app)
+
 
 
 

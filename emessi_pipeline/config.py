@@ -55,7 +55,7 @@ class DiarizationConfig(Section):
     embedding: str = "resemblyzer-ge2e"
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     threads: int = Field(2, ge=1)
-    segmentation_threshold: float = Field(0.6, gt=0, lt=1)
+    segmentation_threshold: float = Field(0.5, gt=0, lt=1)
     min_duration_off: float = Field(0.0, ge=0)
     segmentation_step: float = Field(0.1, gt=0, le=1)
     embedding_exclude_overlap: bool = True
@@ -63,7 +63,7 @@ class DiarizationConfig(Section):
     embedding_partial_s: float = Field(1.6, ge=0.2, le=5.0)
     embedding_partial_step_s: float = Field(0.8, gt=0, le=5.0)
     # A local speaker with less than this share of a chunk on their own is assigned, not clustered.
-    min_active_ratio: float = Field(0.1, ge=0, lt=1)
+    min_active_ratio: float = Field(0.2, ge=0, lt=1)
     clustering: Literal["kmeans", "ahc-kmeans", "spectral"] = "kmeans"
     constrained_assignment: bool = False  # two local speakers of one chunk never share a cluster
     batch_size: int = Field(32, ge=1)
@@ -75,7 +75,7 @@ class DiarizationConfig(Section):
     # (cosine distance); eigengap = spectral eigengap; silhouette = best KMeans silhouette
     # (one speaker below count_threshold).
     count_method: Literal["ahc", "eigengap", "silhouette"] = "ahc"
-    count_threshold: float = Field(0.4, gt=0, lt=2)
+    count_threshold: float = Field(0.3, gt=0, lt=2)
 
     @model_validator(mode="after")
     def _bounds(self) -> "DiarizationConfig":
