@@ -77,9 +77,10 @@ def test_ami_diarisation_finds_the_speakers_within_measured_der(ami):
         ).fetchone()[0]
         assert found == len({t.speaker for t in reference}), rttm.stem
         ders[rttm.stem] = diarization_error_rate(reference, _turns(con, rttm.stem), window=(0.0, 30.0))["der"]
-    # Measured: 0.13-0.58 per clip, mean 0.37 (overlap-dense meeting openings).
-    assert max(ders.values()) < 0.7, ders
-    assert sum(ders.values()) / len(ders) < 0.45, ders
+    # Measured (benchmarks/tune_diarization.py, docs/accuracy.md): 0.08-0.51 per clip, mean 0.31
+    # (was 0.13-0.58, mean 0.37 before overlap was excluded from the embeddings).
+    assert max(ders.values()) < 0.6, ders
+    assert sum(ders.values()) / len(ders) < 0.38, ders
 
 
 def test_every_word_has_exactly_one_speaker_and_belongs_to_one_observation(ami):
