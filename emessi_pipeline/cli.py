@@ -515,6 +515,9 @@ def _version(version: Annotated[bool, typer.Option("--version", help="Print the 
 from .cli_dataset import register as _register_dataset_commands  # noqa: E402
 
 _register_dataset_commands(app)
+from .cli_review import register as _register_review_command  # noqa: E402
+
+_register_review_command(app)
 
 from .cli_eval import register as _register_eval_command  # noqa: E402
 

@@ -18,12 +18,13 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from . import review
 from .carry import carry_over
 from .dataset_schema import SCHEMA as DATASET_SCHEMA
 from .manifest import RecordingMeta
 from .records import Alignment, Diarization, MediaInfo, Observations, Transcript
 
-SCHEMA_VERSION = "2"  # 2: coded-dataset tables and views, failure signatures
+SCHEMA_VERSION = "3"  # 2: coded-dataset tables and views, failure signatures; 3: review flags
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_info (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -130,9 +131,13 @@ def _open(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection
                 ) from None
             time.sleep(0.5)
     if not read_only:
+        before = _schema_version(con)
         con.execute(SCHEMA)
         if DATASET_SCHEMA.strip():
             con.execute(DATASET_SCHEMA)
+        con.execute(review.SCHEMA)
+        if before != SCHEMA_VERSION:  # made by an older version: flag its sets for review now
+            review.fill_stale(con)
         con.execute("INSERT OR REPLACE INTO schema_info VALUES ('schema_version', ?)", [SCHEMA_VERSION])
     return con
 
@@ -184,6 +189,7 @@ def load_recording(con: duckdb.DuckDBPyConnection, item: LoadedRecording, run_id
         old_set = previous[0] if previous else None
         if old_set != set_id:
             carry_over(con, item.recording_id, old_set, set_id)
+        review.store_flags(con, set_id, review.config_for_run(con, run_id))
     return not exists
 
 

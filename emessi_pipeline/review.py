@@ -1,0 +1,422 @@
+"""The review list: which observations a person should check first, and why.
+
+Each rule is a pure function over one observation set's records (observations, aligned words,
+Whisper segments, overlap-aware diarisation turns) and the profile's `review` thresholds; it
+returns `Flag`s. The flags of a set are machine output: stored in `review_flags` when the set is
+loaded (inside the load transaction), recomputed when the thresholds or the rules change, and
+computed on demand for sets loaded before this module existed. Human work is never touched.
+
+Reasons, in the order a reviewer should take them (the rules and their defaults are explained
+in docs/coding.md, "Review list"):
+
+1. repetition_loop: words of the observation are a Whisper repetition loop (the ASR guard).
+2. low_confidence: the transcription is doubtful (word probabilities, segment log-probability).
+3. short_between_same: a very short observation between two of one other speaker.
+4. mid_sentence_change: the previous speaker stopped mid-sentence just before this one started.
+5. minor_speaker: the label has very little talk (a quiet participant, or a split of another).
+6. overlap: another label talks during the observation (overlap-aware diarisation).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from bisect import bisect_left, bisect_right
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+
+from .config import ReviewConfig
+from .records import AlignedWord, Observation, Segment, SpeakerTurn
+
+REASONS = (
+    "repetition_loop", "low_confidence", "short_between_same", "mid_sentence_change",
+    "minor_speaker", "overlap",
+)  # fmt: skip
+PRIORITY = {reason: rank for rank, reason in enumerate(REASONS, 1)}
+# Bump when a rule changes meaning: stored flags of an older version are recomputed on demand.
+RULES_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS review_flags (
+    set_id VARCHAR, recording_id VARCHAR, observation_id VARCHAR, reason VARCHAR,
+    priority INTEGER, value DOUBLE, detail VARCHAR);
+CREATE TABLE IF NOT EXISTS review_sets (
+    set_id VARCHAR PRIMARY KEY, recording_id VARCHAR, computed_at TIMESTAMP,
+    rules_version INTEGER, params JSON, flags INTEGER);
+CREATE OR REPLACE VIEW current_review AS
+    SELECT u.recording_id, u.recording_name, u.group_id, u.session_no, u.set_id,
+           u.observation_id, u.seq, u.speaker_label, u.speaker, u.role, u.start_s, u.end_s,
+           u.duration_s, u.text, f.reason, f.priority, f.value, f.detail
+    FROM review_flags f JOIN utterances u ON f.observation_id = u.observation_id;
+"""
+
+
+@dataclass(frozen=True)
+class Flag:
+    observation_id: str
+    reason: str
+    value: float | None  # per reason: see docs/coding.md
+    detail: str
+
+
+@dataclass(frozen=True)
+class SetRecords:
+    """What the rules read of one observation set."""
+
+    observations: Sequence[Observation]
+    words: Sequence[AlignedWord]
+    segments: Sequence[Segment]
+    turns: Sequence[SpeakerTurn]  # overlap-aware diarisation
+
+
+# ------------------------------------------------------------------ rules (pure)
+
+
+def review(records: SetRecords, config: ReviewConfig) -> list[Flag]:
+    """Every flag of one set, in observation then priority order."""
+    observations = sorted(records.observations, key=lambda o: o.seq)
+    flags = [
+        *repetition_loop(observations, records.words),
+        *low_confidence(observations, records.words, records.segments, config),
+        *short_between_same(observations, config),
+        *mid_sentence_change(observations, records.words, config),
+        *minor_speaker(observations, config),
+        *overlap(observations, records.turns, config),
+    ]
+    seq = {o.observation_id: o.seq for o in observations}
+    return sorted(flags, key=lambda f: (seq[f.observation_id], PRIORITY[f.reason]))
+
+
+def _words(o: Observation, words: Sequence[AlignedWord]) -> Sequence[AlignedWord]:
+    return words[o.word_start : o.word_end]
+
+
+def repetition_loop(observations: Iterable[Observation], words: Sequence[AlignedWord]) -> list[Flag]:
+    """Words the ASR guard marked as a repetition loop (value: how many)."""
+    flags = []
+    for o in observations:
+        loop = [w for w in _words(o, words) if w.loop]
+        if loop:
+            text = "".join(w.text for w in loop).strip()
+            flags.append(Flag(o.observation_id, "repetition_loop", len(loop),
+                              f"{_n(len(loop), 'word')} in a repetition loop (cut to one copy or flagged by the "
+                              f"ASR guard): {_clip(text)!r}; listen to what was said"))  # fmt: skip
+    return flags
+
+
+def low_confidence(observations: Iterable[Observation], words: Sequence[AlignedWord],
+                   segments: Sequence[Segment], config: ReviewConfig) -> list[Flag]:  # fmt: skip
+    """Mean word probability low, many doubtful words, or Whisper's segment log-probability low.
+
+    Value: the mean word probability."""
+    flags = []
+    for o in observations:
+        run = _words(o, words)
+        if not run:
+            continue
+        probabilities = [w.probability for w in run]
+        mean = sum(probabilities) / len(probabilities)
+        doubtful = [w for w in run if w.probability < config.word_prob_floor]
+        share = len(doubtful) / len(run)
+        logprobs = [segments[w.segment_index].avg_logprob for w in run if 0 <= w.segment_index < len(segments)]
+        logprob = sum(logprobs) / len(logprobs) if logprobs else None
+        why = []
+        if mean < config.min_mean_word_prob:
+            why.append(f"mean word probability {mean:.2f} < {config.min_mean_word_prob:g}")
+        if share >= config.max_low_word_share:
+            why.append(f"{len(doubtful)} of {len(run)} words below {config.word_prob_floor:g}")
+        if logprob is not None and logprob < config.min_avg_logprob:
+            why.append(f"Whisper avg log-probability {logprob:.2f} < {config.min_avg_logprob:g}")
+        if why:
+            worst = sorted(doubtful, key=lambda w: w.probability)[:5]
+            listed = ", ".join(f"{w.text.strip()!r} {w.probability:.2f}" for w in worst)
+            flags.append(Flag(o.observation_id, "low_confidence", round(mean, 4),
+                              "; ".join(why) + (f"; doubtful: {listed}" if listed else "")))  # fmt: skip
+    return flags
+
+
+def short_between_same(observations: Sequence[Observation], config: ReviewConfig) -> list[Flag]:
+    """At most `short_turn_max_s` long, with the observations before and after it both of one
+    other speaker: often a diarisation slip inside that speaker's turn (value: seconds)."""
+    flags = []
+    for before, o, after in zip(observations, observations[1:], observations[2:]):
+        duration = o.end - o.start
+        if before.speaker == after.speaker != o.speaker and duration <= config.short_turn_max_s:
+            flags.append(Flag(o.observation_id, "short_between_same", round(duration, 3),
+                              f"{duration:.2f} s of {o.speaker} between two observations of {before.speaker}: "
+                              f"a short reply, or {before.speaker}'s words given to another label"))  # fmt: skip
+    return flags
+
+
+_CLOSERS = "\"'»”’)]"
+
+
+def ends_sentence(text: str) -> bool:
+    """True when *text* ends with . ! or ? (after closing quotes); an ellipsis is no end: Whisper
+    writes '...' or '…' where speech breaks off."""
+    text = text.rstrip().rstrip(_CLOSERS)
+    if text.endswith("...") or text.endswith("…"):
+        return False
+    return text.endswith((".", "!", "?"))
+
+
+def mid_sentence_change(observations: Sequence[Observation], words: Sequence[AlignedWord],
+                        config: ReviewConfig) -> list[Flag]:  # fmt: skip
+    """Another speaker's observation ends without a sentence end, and this one starts within
+    `sentence_max_gap_s` of it: the boundary or the speaker may be wrong, or one speaker
+    completed or cut off the other's sentence (value: the gap in seconds)."""
+    flags = []
+    for before, o in zip(observations, observations[1:]):
+        gap = o.start - before.end
+        if before.speaker == o.speaker or gap > config.sentence_max_gap_s or ends_sentence(before.text):
+            continue
+        tail = " ".join(before.text.split()[-3:])
+        split = ""
+        if 0 < before.word_end <= len(words) and o.word_start < len(words):
+            if words[before.word_end - 1].segment_index == words[o.word_start].segment_index:
+                split = "; one Whisper segment is split between the two"
+        flags.append(Flag(o.observation_id, "mid_sentence_change", round(max(gap, 0.0), 3),
+                          f"{before.speaker} ends '…{tail}' without a sentence end and {o.speaker} "
+                          f"starts {max(gap, 0.0):.2f} s later{split}"))  # fmt: skip
+    return flags
+
+
+def minor_speaker(observations: Sequence[Observation], config: ReviewConfig) -> list[Flag]:
+    """Every observation of a label with less than `minor_speaker_max_share` of the talk time
+    (observation seconds) or under `minor_speaker_max_s` seconds, when there are two or more
+    labels (value: the label's share)."""
+    talk: dict[str, float] = defaultdict(float)
+    count: dict[str, int] = defaultdict(int)
+    for o in observations:
+        talk[o.speaker] += o.end - o.start
+        count[o.speaker] += 1
+    total = sum(talk.values())
+    if len(talk) < 2 or total <= 0:
+        return []
+    minor = {s for s, t in talk.items() if t / total < config.minor_speaker_max_share or t < config.minor_speaker_max_s}
+    return [
+        Flag(o.observation_id, "minor_speaker", round(talk[o.speaker] / total, 4),
+             f"{o.speaker} talks {talk[o.speaker]:.1f} s ({talk[o.speaker] / total:.1%} of the talk) in "
+             f"{_n(count[o.speaker], 'observation')}: a quiet participant, or a split of another speaker")
+        for o in observations if o.speaker in minor
+    ]  # fmt: skip
+
+
+class _Union:
+    """Sorted, merged intervals; how much of [start, end) they cover."""
+
+    def __init__(self, spans: Iterable[tuple[float, float]]):
+        merged: list[list[float]] = []
+        for start, end in sorted(spans):
+            if end <= start:
+                continue
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        self.starts = [s for s, _ in merged]
+        self.ends = [e for _, e in merged]
+
+    def covered(self, start: float, end: float) -> float:
+        first, last = bisect_right(self.ends, start), bisect_left(self.starts, end)
+        return sum(max(0.0, min(end, self.ends[i]) - max(start, self.starts[i])) for i in range(first, last))
+
+
+def overlap(observations: Sequence[Observation], turns: Sequence[SpeakerTurn], config: ReviewConfig) -> list[Flag]:
+    """Another label talks for at least `overlap_min_s` during the observation, in the
+    overlap-aware diarisation (value: those seconds)."""
+    speakers = {t.speaker for t in turns}
+    own = {s: _Union((t.start, t.end) for t in turns if t.speaker == s) for s in speakers}
+    others: dict[str, _Union] = {}
+    flags = []
+    for o in observations:
+        if o.speaker not in others:
+            others[o.speaker] = _Union((t.start, t.end) for t in turns if t.speaker != o.speaker)
+        seconds = others[o.speaker].covered(o.start, o.end)
+        if seconds > 0 and seconds >= config.overlap_min_s:
+            who = sorted(((own[s].covered(o.start, o.end), s) for s in speakers if s != o.speaker), reverse=True)
+            listed = ", ".join(f"{s} {t:.2f} s" for t, s in who if t > 0)
+            flags.append(Flag(o.observation_id, "overlap", round(seconds, 3),
+                              f"{seconds:.2f} s of it overlaps other speakers ({listed}): words may be "
+                              f"missing, mixed or given to the wrong speaker"))  # fmt: skip
+    return flags
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _clip(text: str, size: int = 60) -> str:
+    return text if len(text) <= size else text[: size - 1] + "…"
+
+
+# ------------------------------------------------------------------ the database
+
+
+def read_set(con, set_id: str) -> SetRecords:
+    """A loaded set's records, rebuilt from the tables (for sets loaded before the flags existed)."""
+    word_rows = con.execute(
+        "SELECT word_index, start_s, end_s, text, probability, speaker_label, overlap, in_gap, "
+        "repetition_loop, asr_segment, observation_id FROM words WHERE set_id = ? ORDER BY word_index",
+        [set_id],
+    ).fetchall()
+    words, span = [], {}
+    for i, (_, start, end, text, prob, speaker, over, gap, loop, segment, oid) in enumerate(word_rows):
+        words.append(AlignedWord(start=start, end=end, text=text, probability=prob if prob is not None else 0.0,
+                                 speaker=speaker, overlap=bool(over), in_gap=bool(gap), loop=bool(loop),
+                                 segment_index=segment if segment is not None else -1))  # fmt: skip
+        first, _ = span.get(oid, (i, i))
+        span[oid] = (first, i + 1)
+    observations = tuple(
+        Observation(observation_id=oid, seq=seq, speaker=speaker, start=start, end=end, text=text or "",
+                    word_count=n or 0, mean_word_probability=mean, overlap=bool(over),
+                    word_start=span.get(oid, (0, 0))[0], word_end=span.get(oid, (0, 0))[1])
+        for oid, seq, speaker, start, end, text, n, mean, over in con.execute(
+            "SELECT observation_id, seq, speaker_label, start_s, end_s, text, word_count, mean_word_prob, "
+            "overlap FROM observations WHERE set_id = ? ORDER BY seq", [set_id]).fetchall()
+    )  # fmt: skip
+    segments = tuple(
+        Segment(start=s, end=e, text=t or "", avg_logprob=lp if lp is not None else 0.0,
+                no_speech_prob=ns if ns is not None else 0.0, words=(), repetition_loop=bool(loop))
+        for s, e, t, lp, ns, loop in con.execute(
+            "SELECT start_s, end_s, text, avg_logprob, no_speech_prob, repetition_loop FROM asr_segments "
+            "WHERE set_id = ? ORDER BY segment_index", [set_id]).fetchall()
+    )  # fmt: skip
+    turns = tuple(
+        SpeakerTurn(start=s, end=e, speaker=label)
+        for s, e, label in con.execute(
+            "SELECT start_s, end_s, speaker_label FROM speaker_turns WHERE set_id = ? AND kind = 'regular' "
+            "ORDER BY start_s", [set_id]).fetchall()
+    )  # fmt: skip
+    return SetRecords(observations, tuple(words), segments, turns)
+
+
+def config_for_set(con, set_id: str) -> ReviewConfig:
+    """The `review` thresholds of the run that loaded the set."""
+    row = con.execute("SELECT run_id FROM observation_sets WHERE set_id = ?", [set_id]).fetchone()
+    return config_for_run(con, row[0] if row else None)
+
+
+def config_for_run(con, run_id: str | None) -> ReviewConfig:
+    """The `review` thresholds of a run's profile (defaults when it had none: an older version)."""
+    row = con.execute("SELECT config FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    section = (json.loads(row[0]) or {}).get("review") if row and row[0] else None
+    if not isinstance(section, dict):
+        return ReviewConfig()
+    return ReviewConfig(**{k: v for k, v in section.items() if k in ReviewConfig.model_fields})
+
+
+def _params(config: ReviewConfig) -> str:
+    return json.dumps(config.model_dump(mode="json"), sort_keys=True)
+
+
+def is_current(con, set_id: str, config: ReviewConfig) -> bool:
+    row = con.execute("SELECT rules_version, params FROM review_sets WHERE set_id = ?", [set_id]).fetchone()
+    return bool(row) and row[0] == RULES_VERSION and json.loads(row[1]) == json.loads(_params(config))
+
+
+def store_flags(con, set_id: str, config: ReviewConfig | None = None, force: bool = False) -> int | None:
+    """Compute and store one set's flags (the caller holds the transaction); None when the
+    stored ones were made by these rules with these thresholds already, else how many."""
+    config = config or config_for_set(con, set_id)
+    if not force and is_current(con, set_id, config):
+        return None
+    recording = con.execute("SELECT recording_id FROM observation_sets WHERE set_id = ?", [set_id]).fetchone()
+    if recording is None:
+        raise ValueError(f"no observation set {set_id!r}")
+    flags = review(read_set(con, set_id), config)
+    con.execute("DELETE FROM review_flags WHERE set_id = ?", [set_id])
+    if flags:
+        con.executemany(
+            "INSERT INTO review_flags VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(set_id, recording[0], f.observation_id, f.reason, PRIORITY[f.reason], f.value, f.detail) for f in flags],
+        )
+    con.execute(
+        "INSERT OR REPLACE INTO review_sets VALUES (?, ?, ?, ?, ?, ?)",
+        [set_id, recording[0], dt.datetime.now(), RULES_VERSION, _params(config), len(flags)],
+    )
+    return len(flags)
+
+
+def stale_sets(con, config: ReviewConfig | None = None, recording_id: str | None = None) -> list[str]:
+    """Current sets whose flags are missing or were made by other rules (or, with *config*,
+    other thresholds)."""
+    rows = con.execute(
+        "SELECT r.current_set_id, s.rules_version, s.params FROM recordings r "
+        "LEFT JOIN review_sets s ON s.set_id = r.current_set_id "
+        "WHERE r.current_set_id IS NOT NULL AND (? IS NULL OR r.recording_id = ?) ORDER BY 1",
+        [recording_id, recording_id],
+    ).fetchall()
+    wanted = json.loads(_params(config)) if config else None
+    return [
+        set_id for set_id, version, params in rows
+        if version != RULES_VERSION or (wanted is not None and json.loads(params) != wanted)
+    ]  # fmt: skip
+
+
+def fill_stale(con, config: ReviewConfig | None = None, recording_id: str | None = None) -> int:
+    """Flag the current sets that need it, each in its own transaction; returns how many sets.
+
+    Without *config* each set uses the thresholds of the run that loaded it."""
+    from .database import transaction  # late: database imports this module
+
+    done = 0
+    for set_id in stale_sets(con, config, recording_id):
+        with transaction(con):
+            store_flags(con, set_id, config, force=True)
+        done += 1
+    return done
+
+
+# ------------------------------------------------------------------ the list
+
+
+@dataclass
+class ReviewItem:
+    """One observation to check, with every reason it was flagged for."""
+
+    recording: str
+    recording_id: str
+    observation_id: str
+    seq: int
+    start_s: float
+    end_s: float
+    speaker_label: str
+    speaker: str
+    role: str
+    text: str
+    priority: int
+    reasons: list[dict] = field(default_factory=list)  # {reason, value, detail}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def review_list(con, recording_id: str | None = None, reasons: Sequence[str] | None = None,
+                limit: int | None = None) -> list[ReviewItem]:  # fmt: skip
+    """Flagged current observations, most urgent first: by the highest-priority reason, then
+    the number of reasons, then recording and time. *reasons* keeps only those reasons."""
+    unknown = [r for r in reasons or () if r not in PRIORITY]
+    if unknown:
+        from .dataset import DatasetError
+
+        raise DatasetError(f"unknown reason {', '.join(unknown)} (known: {', '.join(REASONS)})")
+    rows = con.execute(
+        "SELECT recording_name, recording_id, observation_id, seq, start_s, end_s, speaker_label, speaker, "
+        "role, text, reason, priority, value, detail FROM current_review "
+        "WHERE (? IS NULL OR recording_id = ?) ORDER BY recording_name, seq, priority",
+        [recording_id, recording_id],
+    ).fetchall()
+    items: dict[str, ReviewItem] = {}
+    for name, rid, oid, seq, start, end, label, speaker, role, text, reason, priority, value, detail in rows:
+        if reasons and reason not in reasons:
+            continue
+        item = items.get(oid)
+        if item is None:
+            item = items[oid] = ReviewItem(name, rid, oid, seq, start, end, label, speaker, role, text, priority)
+        item.priority = min(item.priority, priority)
+        item.reasons.append({"reason": reason, "value": value, "detail": detail})
+    ordered = sorted(items.values(), key=lambda i: (i.priority, -len(i.reasons), i.recording, i.start_s))
+    return ordered[:limit] if limit else ordered
