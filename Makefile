@@ -19,5 +19,12 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
+# make bench  the speed benchmarks of BENCHMARKS.md (about 25 minutes on 2 cores)
+bench: $(STAMP)
+	$(PY) benchmarks/speed.py --recording 10min --runs 3
+	$(PY) benchmarks/speed.py --recording 2h --runs 1 --skip-library-defaults
+	$(PY) benchmarks/database.py
+	$(PY) benchmarks/nochange.py --count 100 --out /tmp/emessi-bench/nochange
+
 clean:
 	rm -rf demo emessi-work emessi.duckdb .pytest_cache

@@ -189,7 +189,9 @@ def load_recording(con: duckdb.DuckDBPyConnection, item: LoadedRecording, run_id
         old_set = previous[0] if previous else None
         if old_set != set_id:
             carry_over(con, item.recording_id, old_set, set_id)
-        review.store_flags(con, set_id, review.config_for_run(con, run_id))
+        records = review.SetRecords(item.observations.observations, item.alignment.words,
+                                    item.transcript.segments, item.diarization.turns)  # fmt: skip
+        review.store_flags(con, set_id, review.config_for_run(con, run_id), records=records)
     return not exists
 
 

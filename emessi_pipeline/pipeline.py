@@ -40,7 +40,7 @@ STAGES = ("extract", "transcribe", "diarize", "align", "segment", "load")
 STAGE_VERSIONS = {"extract": 1, "transcribe": 1, "diarize": 1, "align": 1, "segment": 1}
 MIN_FREE_BYTES = 200_000_000  # headroom beyond the WAV itself, for artifacts and the database
 # Settings that change speed, not results, stay out of the cache keys.
-SPEED_ONLY = {"asr": {"cpu_threads", "device"}, "diarization": {"threads", "batch_size", "device"}}
+SPEED_ONLY = {"asr": {"cpu_threads", "device"}, "diarization": {"threads", "threads_beside_asr", "batch_size", "device"}}
 
 
 class StageError(RuntimeError):
@@ -597,7 +597,7 @@ class _Chain:
         both = with_diarization and not self._cached("transcribe") and not self._cached("diarize")
         if both and self.profile.overlap_models:
             self.audio()  # read once, before both stages share it
-            background = Background(self.diarize, "diarize")
+            background = Background(self._diarize_beside_asr, "diarize")
             self._cancel_check = background.check
             background.start()
             try:
@@ -617,6 +617,17 @@ class _Chain:
                 self.diarize()
         if self.result.computed:
             self.result.model_wall_s = round(time.monotonic() - started, 3)
+
+    def _diarize_beside_asr(self) -> None:
+        import torch
+
+        cfg = self.profile.diarization
+        self.owner.diarizer()  # loading it sets its own thread count
+        torch.set_num_threads(cfg.threads_beside_asr)
+        try:
+            self.diarize()
+        finally:
+            torch.set_num_threads(cfg.threads)
 
     def _cached(self, stage: str) -> bool:
         return self.ws.path(stage, self.keys[stage]).is_file()

@@ -317,16 +317,20 @@ def is_current(con, set_id: str, config: ReviewConfig) -> bool:
     return bool(row) and row[0] == RULES_VERSION and json.loads(row[1]) == json.loads(_params(config))
 
 
-def store_flags(con, set_id: str, config: ReviewConfig | None = None, force: bool = False) -> int | None:
+def store_flags(con, set_id: str, config: ReviewConfig | None = None, force: bool = False,
+                records: SetRecords | None = None) -> int | None:  # fmt: skip
     """Compute and store one set's flags (the caller holds the transaction); None when the
-    stored ones were made by these rules with these thresholds already, else how many."""
+    stored ones were made by these rules with these thresholds already, else how many.
+
+    *records*: the set as it is being loaded; without them the set is read back from the tables.
+    """
     config = config or config_for_set(con, set_id)
     if not force and is_current(con, set_id, config):
         return None
     recording = con.execute("SELECT recording_id FROM observation_sets WHERE set_id = ?", [set_id]).fetchone()
     if recording is None:
         raise ValueError(f"no observation set {set_id!r}")
-    flags = review(read_set(con, set_id), config)
+    flags = review(records or read_set(con, set_id), config)
     con.execute("DELETE FROM review_flags WHERE set_id = ?", [set_id])
     if flags:
         con.executemany(
