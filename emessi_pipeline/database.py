@@ -52,11 +52,12 @@ CREATE TABLE IF NOT EXISTS observations (
     observation_id VARCHAR PRIMARY KEY, set_id VARCHAR, recording_id VARCHAR, seq INTEGER,
     speaker_label VARCHAR, start_s DOUBLE, end_s DOUBLE, duration_s DOUBLE, text VARCHAR,
     word_count INTEGER, mean_word_prob DOUBLE, overlap BOOLEAN, repetition_loop BOOLEAN);
+-- words has no primary key: a set's words are written once, in one statement, guarded by the set's
+-- key; an index over a million words would cost a third of the load time and serve no query.
 CREATE TABLE IF NOT EXISTS words (
     set_id VARCHAR, word_index INTEGER, recording_id VARCHAR, observation_id VARCHAR,
     start_s DOUBLE, end_s DOUBLE, text VARCHAR, probability DOUBLE, speaker_label VARCHAR,
-    overlap BOOLEAN, in_gap BOOLEAN, repetition_loop BOOLEAN, asr_segment INTEGER,
-    PRIMARY KEY (set_id, word_index));
+    overlap BOOLEAN, in_gap BOOLEAN, repetition_loop BOOLEAN, asr_segment INTEGER);
 CREATE TABLE IF NOT EXISTS asr_segments (
     set_id VARCHAR, segment_index INTEGER, recording_id VARCHAR, start_s DOUBLE, end_s DOUBLE,
     text VARCHAR, avg_logprob DOUBLE, no_speech_prob DOUBLE, repetition_loop BOOLEAN,
@@ -259,23 +260,7 @@ def _insert_set(con, item: LoadedRecording, run_id: str, now: dt.datetime) -> No
                 "repetition_loop": [any(w.loop for w in words[o.word_start : o.word_end]) for o in observations],
             }
         ),
-        "words": pd.DataFrame(
-            {
-                "set_id": set_id,
-                "word_index": range(len(words)),
-                "recording_id": rid,
-                "observation_id": word_owner,
-                "start_s": [w.start for w in words],
-                "end_s": [w.end for w in words],
-                "text": [w.text.strip() for w in words],
-                "probability": [w.probability for w in words],
-                "speaker_label": [w.speaker for w in words],
-                "overlap": [w.overlap for w in words],
-                "in_gap": [w.in_gap for w in words],
-                "repetition_loop": [w.loop for w in words],
-                "asr_segment": [w.segment_index for w in words],
-            }
-        ),
+        "words": _words_frame(set_id, rid, words, word_owner),
         "asr_segments": pd.DataFrame(
             {
                 "set_id": set_id,
@@ -301,6 +286,20 @@ def _insert_set(con, item: LoadedRecording, run_id: str, now: dt.datetime) -> No
             con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM frame")
             con.unregister("frame")
     _insert_speakers(con, item, set_id)
+
+
+def _words_frame(set_id: str, rid: str, words, owners: list[str]) -> pd.DataFrame:
+    """One pass over the words (a 2-hour meeting has tens of thousands)."""
+    columns = ["start_s", "end_s", "text", "probability", "speaker_label", "overlap", "in_gap", "repetition_loop",
+               "asr_segment"]  # fmt: skip
+    rows = [(w.start, w.end, w.text.strip(), w.probability, w.speaker, w.overlap, w.in_gap, w.loop, w.segment_index)
+            for w in words]  # fmt: skip
+    frame = pd.DataFrame.from_records(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
+    frame.insert(0, "set_id", set_id)
+    frame.insert(1, "word_index", range(len(words)))
+    frame.insert(2, "recording_id", rid)
+    frame.insert(3, "observation_id", owners)
+    return frame
 
 
 def _insert_speakers(con, item: LoadedRecording, set_id: str) -> None:

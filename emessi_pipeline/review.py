@@ -333,10 +333,15 @@ def store_flags(con, set_id: str, config: ReviewConfig | None = None, force: boo
     flags = review(records or read_set(con, set_id), config)
     con.execute("DELETE FROM review_flags WHERE set_id = ?", [set_id])
     if flags:
-        con.executemany(
-            "INSERT INTO review_flags VALUES (?, ?, ?, ?, ?, ?, ?)",
+        import pandas as pd
+
+        frame = pd.DataFrame(
             [(set_id, recording[0], f.observation_id, f.reason, PRIORITY[f.reason], f.value, f.detail) for f in flags],
+            columns=["set_id", "recording_id", "observation_id", "reason", "priority", "value", "detail"],
         )
+        con.register("review_frame", frame)  # one bulk insert, not a row at a time
+        con.execute("INSERT INTO review_flags BY NAME SELECT * FROM review_frame")
+        con.unregister("review_frame")
     con.execute(
         "INSERT OR REPLACE INTO review_sets VALUES (?, ?, ?, ?, ?, ?)",
         [set_id, recording[0], dt.datetime.now(), RULES_VERSION, _params(config), len(flags)],
