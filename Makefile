@@ -19,7 +19,7 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
-# make bench  the speed benchmarks of BENCHMARKS.md (about 25 minutes on 2 cores)
+# make bench  the benchmarks of BENCHMARKS.md (about an hour on 2 cores: the 2-hour runs dominate)
 bench: $(STAMP)
 	$(PY) benchmarks/speed.py --recording 10min --runs 3
 	$(PY) benchmarks/speed.py --recording 2h --runs 1 --skip-library-defaults
