@@ -518,12 +518,9 @@ _register_dataset_commands(app)
 from .cli_review import register as _register_review_command  # noqa: E402
 
 _register_review_command(app)
-
 from .cli_eval import register as _register_eval_command  # noqa: E402
 
 _register_eval_command(app)
-
-
 
 
 def main() -> None:

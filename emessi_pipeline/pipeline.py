@@ -43,6 +43,10 @@ MIN_FREE_BYTES = 200_000_000  # headroom beyond the WAV itself, for artifacts an
 SPEED_ONLY = {"asr": {"cpu_threads", "device"}, "diarization": {"threads", "threads_beside_asr", "batch_size", "device"}}
 
 
+# What a bad or unusual input raises inside a stage: a failure of that recording, not of the run.
+INPUT_ERRORS = (audio.MediaError, ValueError, RuntimeError, OSError)
+
+
 class StageError(RuntimeError):
     def __init__(self, stage: str, message: str):
         super().__init__(message)
@@ -410,7 +414,7 @@ class Ingestor:
             raise  # a missing model stops the batch: every other file would fail the same way
         except duckdb.InterruptException:
             raise KeyboardInterrupt from None  # Ctrl-C inside a query (no handler installed)
-        except (audio.MediaError, ValueError, RuntimeError, OSError) as error:
+        except INPUT_ERRORS as error:
             raise StageError(stage, _one_line(error, path)) from None
         if until != "load" and not result.computed:
             result.status = "unchanged"
@@ -418,7 +422,7 @@ class Ingestor:
     def _require_cached(self, chain: "_Chain", until: str) -> None:
         """A merge after a sharded run runs no model: a missing model artifact is a failure."""
         for stage in ("extract", "transcribe", "diarize"):
-            if STAGES.index(stage) <= STAGES.index(until) and not chain.cached_result(stage):
+            if STAGES.index(stage) <= STAGES.index(until) and not chain.cached(stage):
                 why = shard_failure(self.workspace.root, chain.path) or "no shard has processed it yet"
                 raise StageError(stage, f"{chain.path}: no cached {stage} result ({why})")
 
@@ -461,7 +465,7 @@ class Ingestor:
             return row
         row["recording_id"] = chain.recording_id
         for stage in STAGES[:-1]:
-            if self.workspace.path(stage, chain.keys[stage]).is_file():
+            if chain.cached(stage):
                 row["stages"][stage] = "done"
         if con is not None and database.is_current(con, chain.recording_id, chain.set_id, path, meta):
             row["stages"] = {stage: "done" for stage in STAGES}
@@ -589,12 +593,12 @@ class _Chain:
 
     def models_needed(self, until: str) -> bool:
         stages = [s for s in ("transcribe", "diarize") if STAGES.index(s) <= STAGES.index(until)]
-        return until == "extract" or any(not self.ws.path(s, self.keys[s]).is_file() for s in stages)
+        return until == "extract" or any(not self.cached(s) for s in stages)
 
     def run_models(self, with_diarization: bool) -> None:
         """Transcribe, and diarise at the same time when both must run and the profile allows it."""
         started = time.monotonic()
-        both = with_diarization and not self._cached("transcribe") and not self._cached("diarize")
+        both = with_diarization and not self.cached("transcribe") and not self.cached("diarize")
         if both and self.profile.overlap_models:
             self.audio()  # read once, before both stages share it
             background = Background(self._diarize_beside_asr, "diarize")
@@ -609,7 +613,7 @@ class _Chain:
                 background.result()
             except (StageError, MissingModelError):
                 raise
-            except (audio.MediaError, ValueError, RuntimeError, OSError) as error:
+            except INPUT_ERRORS as error:
                 raise StageError("diarize", _one_line(error, self.path)) from None
         else:
             self.transcribe()
@@ -629,12 +633,9 @@ class _Chain:
         finally:
             torch.set_num_threads(cfg.threads)
 
-    def _cached(self, stage: str) -> bool:
-        return self.ws.path(stage, self.keys[stage]).is_file()
-
-    def cached_result(self, stage: str) -> bool:
+    def cached(self, stage: str) -> bool:
         """The stage's artifact exists (for extract: the media info; the WAV may be cleaned)."""
-        return self._cached(stage)
+        return self.ws.path(stage, self.keys[stage]).is_file()
 
     def transcribe(self) -> None:
         key = self.keys["transcribe"]
