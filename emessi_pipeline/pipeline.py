@@ -458,8 +458,7 @@ class Ingestor:
         failure = database.unresolved_failure(con, path, _signature(path)) if con is not None else None
         try:
             meta = metadata_for(path, source, manifest, self.profile.metadata.filename_pattern)
-            chain = _Chain(self, path, index.sha256(path), meta, RecordingResult(path=str(path), status=""))
-            chain.compute_keys()
+            chain = self._keyed_chain(path, index.sha256(path), meta)
         except OSError as error:
             row["stages"]["extract"], row["cause"] = "failed", f"cannot read it ({error.strerror or error})"
             return row
@@ -473,6 +472,17 @@ class Ingestor:
             row["stages"][failure[0] if failure[0] in STAGES else "extract"] = "failed"
             row["cause"] = failure[1]
         return row
+
+    def _keyed_chain(self, path: Path, sha: str, meta: RecordingMeta) -> "_Chain":
+        chain = _Chain(self, path, sha, meta, RecordingResult(path=str(path), status=""))
+        chain.compute_keys()
+        return chain
+
+    def stage_keys(self, path: Path, meta: RecordingMeta | None = None) -> dict[str, str]:
+        """The cache key of every stage for *path* under this profile (the artifacts' names)."""
+        path = Path(path)
+        index = ContentIndex(self.workspace.root / "content-index.json")
+        return dict(self._keyed_chain(path, index.sha256(path), meta or RecordingMeta()).keys)
 
     def check_free_space(self, path: Path, duration: float) -> None:
         """Refuse to extract when the workspace cannot hold the WAV (16-bit mono) and a margin."""

@@ -77,6 +77,7 @@ def transcribe(
     options = dict(
         language=None if config.language in (None, "auto") else config.language,
         beam_size=config.beam_size,
+        temperature=list(config.temperature),
         word_timestamps=True,
         vad_filter=config.vad_filter,
         condition_on_previous_text=config.condition_on_previous_text,
