@@ -18,10 +18,9 @@ import statistics
 import time
 from pathlib import Path
 
-from emessi_pipeline import database
-from emessi_pipeline.manifest import RecordingMeta
-from emessi_pipeline.records import (AlignedWord, Alignment, Diarization, MediaInfo, Observation, Observations,
-                                     Segment, SpeakerTurn, Transcript, Word)  # fmt: skip
+from emessi_pipeline.dataset import connection as database
+from emessi_pipeline.runs.manifest import RecordingMeta
+from emessi_pipeline.stages.records import AlignedWord, Alignment, Diarization, MediaInfo, Observation, Observations, Segment, SpeakerTurn, Transcript, Word  # fmt: skip
 
 VIEWS = ["turns", "talk_per_speaker", "talk_per_participant", "talk_per_role", "group_talk_per_participant",
          "group_talk_per_role", "leadership_share", "turn_transitions", "response_latency", "overlap_events",

@@ -29,11 +29,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 CACHE = Path(os.environ.get("EMESSI_WER_CACHE", "/tmp/emessi-wer"))
 
-from emessi_pipeline import audio  # noqa: E402
+from emessi_pipeline.stages import audio  # noqa: E402
 from emessi_pipeline.config import load_profile  # noqa: E402
-from emessi_pipeline.demo import load_script, synthesize  # noqa: E402
-from emessi_pipeline.evaluate import character_error_rate, word_error_rate  # noqa: E402
-from emessi_pipeline.transcribe import guard_repetitions, load_model, transcribe  # noqa: E402
+from emessi_pipeline.runs.demo import load_script, synthesize  # noqa: E402
+from emessi_pipeline.evaluation.evaluate import character_error_rate, word_error_rate  # noqa: E402
+from emessi_pipeline.stages.transcribe import guard_repetitions, load_model, transcribe  # noqa: E402
 
 
 def scripts() -> dict[str, dict]:

@@ -15,7 +15,7 @@ import random
 import subprocess
 from pathlib import Path
 
-from emessi_pipeline.demo import load_script, synthesize
+from emessi_pipeline.runs.demo import load_script, synthesize
 
 VOICES = {
     "leader": {"voice": "fi+m3", "pitch": 35, "speed": 150},

@@ -33,8 +33,8 @@ def main() -> None:
     from faster_whisper import WhisperModel, decode_audio
 
     from emessi_pipeline.config import load_profile
-    from emessi_pipeline.diarize import _offline_pipeline
-    from emessi_pipeline.models import resolve_shipped
+    from emessi_pipeline.stages.diarize import _offline_pipeline
+    from emessi_pipeline.stages.models import resolve_shipped
 
     profile = load_profile("default")
     asr, dia = profile.asr, profile.diarization

@@ -40,10 +40,10 @@ sys.path.insert(0, str(REPO))
 SHARED = REPO.parent / "shared" / "data"
 CACHE = Path(os.environ.get("EMESSI_TUNE_CACHE", "/tmp/emessi-tune"))
 
-from emessi_pipeline import audio  # noqa: E402
+from emessi_pipeline.stages import audio  # noqa: E402
 from emessi_pipeline.config import DiarizationConfig, load_profile  # noqa: E402
-from emessi_pipeline.evaluate import diarization_error_rate, read_rttm  # noqa: E402
-from emessi_pipeline.records import SpeakerTurn  # noqa: E402
+from emessi_pipeline.evaluation.evaluate import diarization_error_rate, read_rttm  # noqa: E402
+from emessi_pipeline.stages.records import SpeakerTurn  # noqa: E402
 
 warnings.filterwarnings("ignore")
 
@@ -98,7 +98,7 @@ _PIPELINES: dict = {}
 
 
 def pipeline_for(cfg: DiarizationConfig):
-    from emessi_pipeline.diarize import _offline_pipeline
+    from emessi_pipeline.stages.diarize import _offline_pipeline
 
     key = (cfg.segmentation_step, cfg.embedding_partial_s, cfg.embedding_partial_step_s)
     if key not in _PIPELINES:
@@ -152,7 +152,7 @@ def diarize(clip: Clip, cfg: DiarizationConfig, given: bool, oracle: bool = Fals
     """(turns, number of speakers found) for a clip under cfg, the count given or estimated."""
     from pyannote.audio.pipelines.clustering import OracleClustering
 
-    from emessi_pipeline.diarize import _turns, offline_clustering
+    from emessi_pipeline.stages.diarize import _turns, offline_clustering
 
     pipe = pipeline_for(cfg)
     file = _file(clip)
@@ -160,7 +160,7 @@ def diarize(clip: Clip, cfg: DiarizationConfig, given: bool, oracle: bool = Fals
     file["training_cache/embeddings"] = {"segmentation.threshold": cfg.segmentation_threshold,
                                          "embeddings": embeddings(clip, cfg)}  # fmt: skip
     if oracle:
-        from emessi_pipeline.evaluate import _annotation
+        from emessi_pipeline.evaluation.evaluate import _annotation
 
         file["annotation"] = _annotation(read_rttm(clip.rttm), clip.name)
         pipe.clustering = OracleClustering()

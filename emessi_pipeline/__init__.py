@@ -9,12 +9,12 @@ The Python API mirrors the CLI::
 
 __version__ = "0.1.0"
 
-from .privacy import lock_down as _lock_down
+from .runs.privacy import lock_down as _lock_down
 
 # Before anything imports pyannote or huggingface_hub: no telemetry, no hub look-ups.
 _lock_down(allow_downloads=False)
 
 from .config import Profile, load_profile  # noqa: E402
-from .pipeline import Ingestor, IngestSummary, RecordingResult  # noqa: E402
+from .runs.ingest import Ingestor, IngestSummary, RecordingResult  # noqa: E402
 
 __all__ = ["Ingestor", "IngestSummary", "Profile", "RecordingResult", "load_profile", "__version__"]

@@ -30,4 +30,4 @@ fi
 .venv/bin/python scripts/fix_torchaudio.py
 .venv/bin/emessi models install
 touch .venv/.emessi-installed
-echo "setup done: .venv ready, models in $(.venv/bin/python -c 'from emessi_pipeline.models import default_model_dir; print(default_model_dir())')"
+echo "setup done: .venv ready, models in $(.venv/bin/python -c 'from emessi_pipeline.stages.models import default_model_dir; print(default_model_dir())')"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from emessi_pipeline import Ingestor, load_profile
-from emessi_pipeline.demo import build_demo
-from emessi_pipeline.pipeline import ModelCache
+from emessi_pipeline.runs.demo import build_demo
+from emessi_pipeline.runs.ingest import ModelCache
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"

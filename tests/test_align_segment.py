@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from emessi_pipeline.align import UNKNOWN_SPEAKER, align, overlap_regions
+from emessi_pipeline.stages.align import UNKNOWN_SPEAKER, align, overlap_regions
 from emessi_pipeline.config import AlignConfig, SegmentConfig
-from emessi_pipeline.records import Diarization, Segment, SpeakerTurn, Transcript, Word
-from emessi_pipeline.segment import segment
-from emessi_pipeline.transcribe import find_loops, guard_repetitions
+from emessi_pipeline.stages.records import Diarization, Segment, SpeakerTurn, Transcript, Word
+from emessi_pipeline.stages.segment import segment
+from emessi_pipeline.stages.transcribe import find_loops, guard_repetitions
 
 
 def _transcript(*words: tuple[float, float, str]) -> Transcript:

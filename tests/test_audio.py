@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emessi_pipeline.audio import MediaError, extract, find_recordings, probe, read_wav
+from emessi_pipeline.stages.audio import MediaError, extract, find_recordings, probe, read_wav
 
 from .conftest import ffmpeg, shared
 

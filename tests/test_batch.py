@@ -14,8 +14,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from emessi_pipeline.cli import Exit
-from emessi_pipeline.lock import LockedError, RunLock
+from emessi_pipeline.cli.app import Exit
+from emessi_pipeline.runs.lock import LockedError, RunLock
 
 from .conftest import REPO, copy_to, ffmpeg, shared
 
@@ -194,7 +194,7 @@ def test_asr_change_reruns_transcription_and_what_follows_only(make_ingestor, wo
 
 
 def test_limits_defer_work_to_the_next_run(make_ingestor, workspace, good):
-    from emessi_pipeline.pipeline import Limits
+    from emessi_pipeline.runs.ingest import Limits
 
     copy_to(shared("faster_whisper_testdata", "jfk.flac"), good)
     _age(good / "jfk.flac")
@@ -258,7 +258,7 @@ def test_database_held_by_another_program_is_a_clear_message_and_wait_retries(tm
 
 
 def test_status_and_clean(make_ingestor, workspace, good, tmp_path):
-    from emessi_pipeline.clean import clean
+    from emessi_pipeline.runs.clean import clean
 
     ingestor = make_ingestor(workspace=workspace)
     (good / "rikki.mkv").write_text("not media")
@@ -329,7 +329,7 @@ def test_cli_log_file_in_json_lines_and_status_json(tmp_path, good):
 
     from typer.testing import CliRunner
 
-    from emessi_pipeline.cli import app
+    from emessi_pipeline.cli.app import app
 
     (good / "rikki.mp4").write_text("not a video")
     _age(good / "rikki.mp4")

@@ -10,28 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from emessi_pipeline.demo import ReferenceTurn, write_references
-from emessi_pipeline.evaluate import (
-    EvalOptions,
-    Evaluation,
-    Hypothesis,
-    HypothesisWord,
-    finnish_number,
-    match_boundaries,
-    normalize_text,
-    score,
-    speaker_changes,
-    word_error_rate,
-)
-from emessi_pipeline.references import (
-    Reference,
-    ReferenceFileError,
-    Span,
-    match_references,
-    read_reference,
-    read_uem,
-    reference_files,
-)
+from emessi_pipeline.runs.demo import ReferenceTurn, write_references
+from emessi_pipeline.evaluation.evaluate import EvalOptions, Evaluation, Hypothesis, HypothesisWord, finnish_number, match_boundaries, normalize_text, score, speaker_changes, word_error_rate
+from emessi_pipeline.evaluation.references import Reference, ReferenceFileError, Span, match_references, read_reference, read_uem, reference_files
 
 from .conftest import shared
 from .dataset_fixtures import AMI, DEMO, dataset_base, db, emessi  # noqa: F401
@@ -118,7 +99,7 @@ def test_the_demo_reference_json_reads_as_written(tmp_path):
 
 @pytest.mark.parametrize("fmt", ["vtt", "srt", "csv", "json"])
 def test_the_shared_stm_survives_a_round_trip_through_every_text_format(tmp_path, fmt):
-    from emessi_pipeline.dataset import clock
+    from emessi_pipeline.dataset.common import clock
 
     original = read_reference(shared("pyannote_sample", "sample.stm"))
     spans = original.spans

@@ -12,9 +12,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from emessi_pipeline.align import UNKNOWN_SPEAKER
-from emessi_pipeline.evaluate import character_error_rate, diarization_error_rate, read_rttm, word_error_rate
-from emessi_pipeline.records import SpeakerTurn
+from emessi_pipeline.stages.align import UNKNOWN_SPEAKER
+from emessi_pipeline.evaluation.evaluate import character_error_rate, diarization_error_rate, read_rttm, word_error_rate
+from emessi_pipeline.stages.records import SpeakerTurn
 
 from .conftest import copy_to, shared
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from emessi_pipeline.config import load_profile
-from emessi_pipeline.manifest import ManifestError, find_manifest, from_filename, metadata_for, read_manifest
+from emessi_pipeline.runs.manifest import ManifestError, find_manifest, from_filename, metadata_for, read_manifest
 
 
 def test_csv_manifest_rows_blank_cells_and_lookup_by_relative_path(tmp_path):

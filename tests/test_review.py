@@ -12,10 +12,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from emessi_pipeline import review
+from emessi_pipeline.dataset import review
 from emessi_pipeline.config import AsrConfig, ReviewConfig, load_profile
-from emessi_pipeline.records import AlignedWord, Observation, Segment, SpeakerTurn, Transcript, Word
-from emessi_pipeline.transcribe import guard_repetitions
+from emessi_pipeline.stages.records import AlignedWord, Observation, Segment, SpeakerTurn, Transcript, Word
+from emessi_pipeline.stages.transcribe import guard_repetitions
 
 from .conftest import shared
 from .dataset_fixtures import AMI, DEMO, dataset_base, db, emessi, read, snapshot  # noqa: F401
@@ -160,11 +160,11 @@ def test_review_orders_by_observation_then_priority_and_uses_the_thresholds():
 def test_a_loop_flagged_by_the_real_asr_guard_reaches_the_review_list():
     """Whisper loops cannot be provoked on demand, so the loop flag is set here by the real
     guard in transcribe.py, and carried by the real align and segment stages."""
-    from emessi_pipeline.align import align
+    from emessi_pipeline.stages.align import align
     from emessi_pipeline.config import AlignConfig, SegmentConfig
-    from emessi_pipeline.records import Diarization, Transcript, Word
-    from emessi_pipeline.segment import segment
-    from emessi_pipeline.transcribe import guard_repetitions
+    from emessi_pipeline.stages.records import Diarization, Transcript, Word
+    from emessi_pipeline.stages.segment import segment
+    from emessi_pipeline.stages.transcribe import guard_repetitions
 
     words = tuple(Word(start=i * 0.3, end=i * 0.3 + 0.25, text=" kiitos", probability=0.9) for i in range(9))
     raw = Segment(start=0, end=2.7, text="kiitos " * 9, avg_logprob=-0.2, no_speech_prob=0.1, words=words)
@@ -188,7 +188,7 @@ def _flags(db: Path, name: str, reason: str | None = None) -> dict:
 
 
 def _rttm_overlaps(path: Path) -> list[tuple[float, float]]:
-    from emessi_pipeline.align import overlap_regions
+    from emessi_pipeline.stages.align import overlap_regions
 
     turns = [SpeakerTurn(start=float(f[3]), end=float(f[3]) + float(f[4]), speaker=f[7])
              for f in (line.split() for line in path.read_text().splitlines() if line.strip())]  # fmt: skip
@@ -365,8 +365,8 @@ def scripted(make_ingestor, tmp_path_factory):
     (diarisation with the known count, alignment, segmentation, load, flags) run for real."""
     import yaml
 
-    from emessi_pipeline.demo import load_script, synthesize
-    from emessi_pipeline.manifest import RecordingMeta
+    from emessi_pipeline.runs.demo import load_script, synthesize
+    from emessi_pipeline.runs.manifest import RecordingMeta
 
     root = tmp_path_factory.mktemp("scripted")
     (root / "script.yaml").write_text(yaml.safe_dump(SCRIPT, allow_unicode=True))

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import yaml
 
-from emessi_pipeline.cli import Exit
+from emessi_pipeline.cli.app import Exit
 from emessi_pipeline.config import CONFIG_DIR
-from emessi_pipeline.shard import Shard
-from emessi_pipeline.transcribe import block_bounds
+from emessi_pipeline.runs.shard import Shard
+from emessi_pipeline.stages.transcribe import block_bounds
 
 from .conftest import REPO, copy_to, shared
 from .test_interrupt import _stable

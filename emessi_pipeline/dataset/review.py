@@ -27,8 +27,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
-from .config import ReviewConfig
-from .records import AlignedWord, Observation, Segment, SpeakerTurn
+from ..config import ReviewConfig
+from ..stages.records import AlignedWord, Observation, Segment, SpeakerTurn
 
 REASONS = (
     "repetition_loop", "low_confidence", "short_between_same", "mid_sentence_change",
@@ -369,7 +369,7 @@ def fill_stale(con, config: ReviewConfig | None = None, recording_id: str | None
     """Flag the current sets that need it, each in its own transaction; returns how many sets.
 
     Without *config* each set uses the thresholds of the run that loaded it."""
-    from .database import transaction  # late: database imports this module
+    from .connection import transaction  # late: database imports this module
 
     done = 0
     for set_id in stale_sets(con, config, recording_id):
@@ -409,7 +409,7 @@ def review_list(con, recording_id: str | None = None, reasons: Sequence[str] | N
     the number of reasons, then recording and time. *reasons* keeps only those reasons."""
     unknown = [r for r in reasons or () if r not in PRIORITY]
     if unknown:
-        from .dataset import DatasetError
+        from .common import DatasetError
 
         raise DatasetError(f"unknown reason {', '.join(unknown)} (known: {', '.join(REASONS)})")
     rows = con.execute(

@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _exit(name: str) -> int:
-    from .cli import Exit  # late: cli imports this module at its end
+    from .app import Exit  # late: cli imports this module at its end
 
     return int(getattr(Exit, name))
 
@@ -58,8 +58,8 @@ def dataset(db: Path, write: bool = False) -> Iterator:
     """An open connection; DatasetError and lock/missing-file errors become exit codes."""
     import duckdb
 
-    from .database import DatabaseBusyError, connect
-    from .dataset import DatasetError
+    from ..dataset.connection import DatabaseBusyError, connect
+    from ..dataset.common import DatasetError
 
     if not db.exists():
         err.print(f"[red]error:[/] {db}: no such database (run `emessi ingest` first, or pass --db)", highlight=False)
@@ -107,8 +107,8 @@ def participants_add(
 
       emessi participants add G1-P03 --group G1 --name Mikko
     """
-    from .database import transaction
-    from .speakers import add_participant
+    from ..dataset.connection import transaction
+    from ..dataset.speakers import add_participant
 
     with dataset(db, write=True) as con:
         with transaction(con):
@@ -128,7 +128,7 @@ def participants_list(
 
       emessi participants list --group G1
     """
-    from .speakers import list_participants
+    from ..dataset.speakers import list_participants
 
     with dataset(db) as con:
         rows = list_participants(con, group)
@@ -157,7 +157,7 @@ def speakers_list(
 
       emessi speakers list G1_S3_vertaismentorointi --samples samples/
     """
-    from .speakers import cut_samples, summarize_labels
+    from ..dataset.speakers import cut_samples, summarize_labels
 
     with dataset(db) as con:
         rec, rows = summarize_labels(con, recording, utterances)
@@ -193,7 +193,7 @@ def speakers_assign(
 
       emessi speakers assign G1_S3_vertaismentorointi SPEAKER_00 --participant G1-P03 --role leader
     """
-    from .speakers import Assignment, assign
+    from ..dataset.speakers import Assignment, assign
 
     with dataset(db, write=True) as con:
         changed = assign(con, [Assignment(recording, label, participant, role, name)], by)
@@ -212,10 +212,10 @@ def speakers_import(
 
       emessi speakers import assignments.csv
     """
-    from .speakers import assign, read_assignment_csv
+    from ..dataset.speakers import assign, read_assignment_csv
 
     with dataset(db, write=True) as con:
-        from .dataset import DatasetError
+        from ..dataset.common import DatasetError
 
         if not csv_file.exists():
             raise DatasetError(f"{csv_file}: no such file")
@@ -238,7 +238,7 @@ def codebook_import(
 
       emessi codebook import configs/codebook_example.yaml
     """
-    from .codebook import import_codebook
+    from ..dataset.codebook import import_codebook
 
     with dataset(db, write=True) as con:
         result = import_codebook(con, file)
@@ -292,7 +292,7 @@ def coding_export(
 
       emessi coding export --coder anna --recording G1_S3_vertaismentorointi
     """
-    from .coding import export_sheet
+    from ..dataset.coding import export_sheet
 
     target = out_path or Path(f"coding-{coder}")
     targets = [target] if target.suffix.lower() in (".csv", ".xlsx") else [target.with_suffix(".csv"), target.with_suffix(".xlsx")]
@@ -317,9 +317,9 @@ def coding_import(
 
       emessi coding import coding-anna.xlsx --coder anna
     """
-    from .coding import import_sheet
-    from .dataset import DatasetError
-    from .qdpx import import_qdpx
+    from ..dataset.coding import import_sheet
+    from ..dataset.common import DatasetError
+    from ..dataset.exports.qdpx import import_qdpx
 
     with dataset(db, write=True) as con:
         if sheet.suffix.lower() == ".qdpx":
@@ -349,8 +349,8 @@ def coding_agreement(
 
       emessi coding agreement --coders anna,ben
     """
-    from .agreement import agreement
-    from .dataset import DatasetError
+    from ..dataset.agreement import agreement
+    from ..dataset.common import DatasetError
 
     names = [c.strip() for c in coders.split(",") if c.strip()]
     with dataset(db) as con:
@@ -377,7 +377,7 @@ def coding_review(
 
       emessi coding review --recording G1_S3_vertaismentorointi
     """
-    from .dataset import resolve_recording
+    from ..dataset.common import resolve_recording
 
     with dataset(db) as con:
         rid = resolve_recording(con, recording).recording_id if recording else None
@@ -407,7 +407,7 @@ def export_table(
 
       emessi export table turn_transitions transitions.csv
     """
-    from .exports import export_relation
+    from ..dataset.exports.table import export_relation
 
     with dataset(db) as con:
         rows = export_relation(con, name, target)
@@ -427,8 +427,8 @@ def export_transcript(
 
       emessi export transcript G1_S3_vertaismentorointi --format all --out transcripts/
     """
-    from .dataset import DatasetError, all_recordings
-    from .transcripts import FORMATS, write_transcript
+    from ..dataset.common import DatasetError, all_recordings
+    from ..dataset.exports.transcripts import FORMATS, write_transcript
 
     formats = [*FORMATS, "eaf"] if fmt == "all" else [fmt]
     with dataset(db) as con:
@@ -456,7 +456,7 @@ def export_qdpx_command(
 
       emessi export qdpx emessi.qdpx --recording G1_S3_vertaismentorointi
     """
-    from .qdpx import export_qdpx
+    from ..dataset.exports.qdpx import export_qdpx
 
     with dataset(db) as con:
         summary = export_qdpx(con, target, recording, include_media)

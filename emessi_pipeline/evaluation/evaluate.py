@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from .records import SpeakerTurn
+from ..stages.records import SpeakerTurn
 from .references import Reference, ReferenceFileError, Span, match_references, read_reference, read_uem, UEM_SUFFIX
 
 _NON_WORD = re.compile(r"[^\w\s]|_", re.UNICODE)
@@ -653,7 +653,7 @@ class _Connection:
         self.con_or_path = con_or_path
 
     def __enter__(self):
-        from .database import connect
+        from ..dataset.connection import connect
 
         self.con = self.con_or_path if self.given else connect(Path(self.con_or_path), read_only=True)
         return self.con
@@ -666,7 +666,7 @@ class _Connection:
 def evaluate_recording(con_or_db, recording: str, references: Iterable[Path | Reference],
                        options: EvalOptions = EvalOptions()) -> RecordingEvaluation:  # fmt: skip
     """Score one recording (name, id or id prefix) against reference files; every file applies."""
-    from .dataset import resolve_recording
+    from ..dataset.common import resolve_recording
 
     files, options = _with_uem_files(list(references), options)
     refs = _references(files)
@@ -684,7 +684,7 @@ def evaluate_database(con_or_db, references: Iterable[Path], recordings: Sequenc
     ``NAME.anything.ext`` belongs to the recording whose name (file stem) is ``NAME``. UEM files
     among *references* give the scored regions of the recordings they name (unless the options
     give a window or a UEM)."""
-    from .dataset import all_recordings, resolve_recording
+    from ..dataset.common import all_recordings, resolve_recording
 
     files, options = _with_uem_files([Path(p) for p in references], options)
     with _Connection(con_or_db) as con:

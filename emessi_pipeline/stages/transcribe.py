@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from . import models
-from .config import AsrConfig
+from ..config import AsrConfig
 from .records import Segment, Transcript, Word
 
 ProgressHook = Callable[[float], None]  # seconds of audio done

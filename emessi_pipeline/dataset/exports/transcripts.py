@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .dataset import Recording, clock, resolve_recording
+from ..common import Recording, clock, resolve_recording
 
 
 @dataclass(frozen=True)

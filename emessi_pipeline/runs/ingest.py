@@ -20,19 +20,22 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from . import __version__, audio, database, devices, memory, privacy
-from .align import align
-from .config import Profile
-from .diarize import Diarizer, SpeakerCount, pipeline_identity
+from .. import __version__
+from ..stages import audio
+from ..dataset import connection as database
+from . import devices, memory, privacy
+from ..stages.align import align
+from ..config import Profile
+from ..stages.diarize import Diarizer, SpeakerCount, pipeline_identity
 from .interrupts import protected
 from .lock import RunLock
 from .parallel import Background
 from .shard import Shard
 from .manifest import RecordingMeta, find_manifest, metadata_for, read_manifest
-from .models import MissingModelError
-from .records import Alignment, Diarization, MediaInfo, Observations, Transcript
-from .segment import observation_set_id, segment
-from .transcribe import load_model, transcribe
+from ..stages.models import MissingModelError
+from ..stages.records import Alignment, Diarization, MediaInfo, Observations, Transcript
+from ..stages.segment import observation_set_id, segment
+from ..stages.transcribe import load_model, transcribe
 from .workspace import ContentIndex, Workspace, atomic_write_bytes, stage_key
 
 STAGES = ("extract", "transcribe", "diarize", "align", "segment", "load")
@@ -252,7 +255,7 @@ class Ingestor:
         return model
 
     def asr_identity(self) -> str:
-        from .transcribe import resolve_model
+        from ..stages.transcribe import resolve_model
 
         if "asr" not in self.models:
             self.models["asr"] = resolve_model(self.profile.asr, self.profile.allow_downloads).identity

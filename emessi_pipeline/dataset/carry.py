@@ -21,7 +21,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 
-from .dataset import new_id, now
+from .common import new_id, now
 
 MAJORITY = 0.5
 POINT = 0.01  # seconds: an observation shorter than this is matched by its midpoint

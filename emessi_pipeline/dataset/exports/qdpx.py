@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from . import __version__
-from .codebook import load_active
-from .coding import CodingChange, ImportSummary, _diff, apply_change
-from .database import transaction
-from .dataset import DatasetError, Recording, all_recordings, clock, resolve_recording
+from ... import __version__
+from ..codebook import load_active
+from ..coding import CodingChange, ImportSummary, _diff, apply_change
+from ..connection import transaction
+from ..common import DatasetError, Recording, all_recordings, clock, resolve_recording
 from .transcripts import lines
 
 NS = "urn:QDA-XML:project:1.0"

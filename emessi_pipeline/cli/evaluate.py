@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _exit(name: str) -> int:
-    from .cli import Exit  # late: cli imports this module at its end
+    from .app import Exit  # late: cli imports this module at its end
 
     return int(getattr(Exit, name))
 
@@ -67,10 +67,10 @@ def eval_command(
     language: Annotated[Optional[str], typer.Option("--language", help="Language for text normalisation ('fi' writes numbers out); default: each recording's.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
-    from .database import DatabaseBusyError
-    from .dataset import DatasetError
-    from .evaluate import EvalOptions, Evaluation, evaluate_database, evaluate_recording
-    from .references import ReferenceFileError, read_uem, reference_files
+    from ..dataset.connection import DatabaseBusyError
+    from ..dataset.common import DatasetError
+    from ..evaluation.evaluate import EvalOptions, Evaluation, evaluate_database, evaluate_recording
+    from ..evaluation.references import ReferenceFileError, read_uem, reference_files
 
     if not references and not reference:
         _fail("give reference files: --references DIR (matched by name) or --reference FILE")
@@ -88,7 +88,7 @@ def eval_command(
         options = EvalOptions(collar=collar, skip_overlap=skip_overlap, window=tuple(window) if window else None,
                               uem=read_uem(uem) if uem else None, tolerance=tolerance, language=language)  # fmt: skip
         if recordings and len(recordings) == 1 and reference:
-            from .references import match_references
+            from ..evaluation.references import match_references
 
             mine, _ = match_references([recordings[0]], folder_files)
             files = [*reference, *mine.get(recordings[0], [])]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 
-from .config import AlignConfig
+from ..config import AlignConfig
 from .records import Alignment, AlignedWord, Diarization, SpeakerTurn, Transcript
 from .transcribe import iter_words
 

@@ -12,9 +12,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .database import transaction
-from .dataset import DatasetError, Recording, new_id, now, resolve_recording
-from .dataset_schema import ROLES
+from .connection import transaction
+from .common import DatasetError, Recording, new_id, now, resolve_recording
+from .schema import ROLES
 
 PARTICIPANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 

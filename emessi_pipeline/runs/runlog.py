@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from .pipeline import IngestSummary, RecordingResult, Reporter
+from .ingest import IngestSummary, RecordingResult, Reporter
 
 
 class Reporters(Reporter):

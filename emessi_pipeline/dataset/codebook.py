@@ -16,8 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from .database import transaction
-from .dataset import DatasetError, now
+from .connection import transaction
+from .common import DatasetError, now
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 MULTI_SEPARATOR = ";"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from .config import SegmentConfig
+from ..config import SegmentConfig
 from .records import AlignedWord, Alignment, Observation, Observations
 
 

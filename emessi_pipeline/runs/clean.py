@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import database
+from ..dataset import connection as database
 from .lock import RunLock
 from .workspace import Workspace
 

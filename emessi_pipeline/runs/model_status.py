@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from . import models
-from .config import Profile
+from ..stages import models
+from ..config import Profile
 
 
 def _row(role: str, name: str, resolve) -> dict:
@@ -14,7 +14,7 @@ def _row(role: str, name: str, resolve) -> dict:
 
 
 def profile_models(profile: Profile) -> list[dict]:
-    from .transcribe import resolve_model
+    from ..stages.transcribe import resolve_model
 
     rows = [_row("asr", profile.asr.model, lambda: resolve_model(profile.asr, False).source)]
     cfg = profile.diarization

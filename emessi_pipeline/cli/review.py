@@ -14,8 +14,8 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from .cli_dataset import DEFAULT_DB, AsJson, Db, dataset, err, out
-from .review import REASONS
+from .dataset import DEFAULT_DB, AsJson, Db, dataset, err, out
+from ..dataset.review import REASONS
 
 
 def register(app: typer.Typer) -> None:
@@ -41,8 +41,8 @@ def review_command(
 
       emessi review G1_S3_vertaismentorointi --reason low_confidence --reason overlap --limit 20
     """
-    from .config import load_profile
-    from .review import review_list, stale_sets
+    from ..config import load_profile
+    from ..dataset.review import review_list, stale_sets
 
     try:
         config = load_profile(profile).review if profile else None
@@ -68,7 +68,7 @@ def review_command(
 
 def _resolve(con, ref: str) -> str:
     """A recording id from its name, id (prefix) or the path of its file."""
-    from .dataset import resolve_recording
+    from ..dataset.common import resolve_recording
 
     path = Path(ref)
     if path.is_file():
@@ -78,8 +78,8 @@ def _resolve(con, ref: str) -> str:
 
 
 def _refresh(db: Path, config, recording_id: str | None, count: int) -> None:
-    from .database import DatabaseBusyError, connect
-    from .review import fill_stale
+    from ..dataset.connection import DatabaseBusyError, connect
+    from ..dataset.review import fill_stale
 
     try:
         con = connect(db)
@@ -100,7 +100,7 @@ def _short(detail: str) -> str:
 
 
 def _print(items) -> None:
-    from .dataset import clock
+    from ..dataset.common import clock
 
     if not items:
         out.print("nothing to review")

@@ -20,9 +20,9 @@ import pandas as pd
 
 from . import review
 from .carry import carry_over
-from .dataset_schema import SCHEMA as DATASET_SCHEMA
-from .manifest import RecordingMeta
-from .records import Alignment, Diarization, MediaInfo, Observations, Transcript
+from .schema import SCHEMA as DATASET_SCHEMA
+from ..runs.manifest import RecordingMeta
+from ..stages.records import Alignment, Diarization, MediaInfo, Observations, Transcript
 
 SCHEMA_VERSION = "3"  # 2: coded-dataset tables and views, failure signatures; 3: review flags
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from . import models
-from .config import DiarizationConfig
+from ..config import DiarizationConfig
 from .records import Diarization, SpeakerTurn
 
 StepHook = Callable[[str, int | None, int | None], None]  # step, completed, total
