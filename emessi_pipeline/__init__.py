@@ -7,7 +7,7 @@ The Python API mirrors the CLI::
                        database_path=Path("emessi.duckdb")).run(Path("recordings"))
 """
 
-__version__ = "0.1.0"
+from .version import __version__
 
 from .runs.privacy import lock_down as _lock_down
 

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .. import __version__
+from ..version import __version__
 from ..runs import interrupts
 from ..config import load_profile
 from ..dataset.connection import DatabaseBusyError

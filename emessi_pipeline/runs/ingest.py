@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from .. import __version__
+from ..version import __version__
 from ..stages import audio
 from ..dataset import connection as database
 from . import devices, memory, privacy

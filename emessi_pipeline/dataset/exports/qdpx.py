@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from ... import __version__
+from ...version import __version__
 from ..codebook import load_active
 from ..coding import CodingChange, ImportSummary, _diff, apply_change
 from ..connection import transaction
