@@ -78,7 +78,7 @@ def emessi(*args, code=0):
     """Run the CLI in-process and insist on the exit code."""
     from typer.testing import CliRunner
 
-    from emessi_pipeline.cli.app import app
+    from emessi_pipeline.cli import app
 
     result = CliRunner().invoke(app, [str(a) for a in args])
     assert result.exit_code == code, result.output

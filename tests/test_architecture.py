@@ -94,5 +94,5 @@ def test_the_checker_sees_a_circle_and_an_upward_import():
     assert layer("emessi_pipeline.stages.a")[0] < layer("emessi_pipeline.dataset.b")[0]
     here = modules()
     assert "emessi_pipeline.runs.ingest" in imports("emessi_pipeline", PACKAGE / "__init__.py", here)
-    local = imports("emessi_pipeline.cli.app", PACKAGE / "cli" / "app.py", here)
+    local = imports("emessi_pipeline.cli.ingest", PACKAGE / "cli" / "ingest.py", here)
     assert "emessi_pipeline.runs.clean" in local  # imported inside a function

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from emessi_pipeline.cli.app import Exit
+from emessi_pipeline.cli import Exit
 from emessi_pipeline.runs.lock import LockedError, RunLock
 
 from .conftest import REPO, copy_to, ffmpeg, shared
@@ -329,7 +329,7 @@ def test_cli_log_file_in_json_lines_and_status_json(tmp_path, good):
 
     from typer.testing import CliRunner
 
-    from emessi_pipeline.cli.app import app
+    from emessi_pipeline.cli import app
 
     (good / "rikki.mp4").write_text("not a video")
     _age(good / "rikki.mp4")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from emessi_pipeline.cli.app import Exit, app
+from emessi_pipeline.cli import Exit, app
 
 from .conftest import REPO, copy_to, shared
 

@@ -12,7 +12,7 @@ from openpyxl import load_workbook
 from sklearn.metrics import cohen_kappa_score
 from typer.testing import CliRunner
 
-from emessi_pipeline.cli.app import Exit, app
+from emessi_pipeline.cli import Exit, app
 
 from .dataset_fixtures import CODEBOOK, AMI, DEMO, dataset_base, db, snapshot, read as _read  # noqa: F401
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from emessi_pipeline.cli.app import Exit, app
+from emessi_pipeline.cli import Exit, app
 
 from .dataset_fixtures import AMI, DEMO, dataset_base, db, snapshot, read as _read, emessi  # noqa: F401
 

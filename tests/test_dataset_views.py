@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from emessi_pipeline.cli.app import app
+from emessi_pipeline.cli import app
 
 from .dataset_fixtures import AMI, DEMO, dataset_base, db  # noqa: F401
 

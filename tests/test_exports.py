@@ -15,7 +15,7 @@ import duckdb
 import pytest
 from pympi.Elan import Eaf
 
-from emessi_pipeline.cli.app import Exit
+from emessi_pipeline.cli import Exit
 from emessi_pipeline.dataset.exports.qdpx import NS, guid, validate
 
 from .dataset_fixtures import CODEBOOK, DEMO, dataset_base, db, snapshot, read as _read, emessi  # noqa: F401

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from emessi_pipeline.cli.app import Exit
+from emessi_pipeline.cli import Exit
 
 from .conftest import REPO, copy_to, shared
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from emessi_pipeline.cli.app import Exit
+from emessi_pipeline.cli import Exit
 from emessi_pipeline.config import CONFIG_DIR
 from emessi_pipeline.runs.shard import Shard
 from emessi_pipeline.stages.transcribe import block_bounds

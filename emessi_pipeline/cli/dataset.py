@@ -2,29 +2,20 @@
 
 A thin layer: each command opens the database, calls one library function and prints. Bad
 input (DatasetError) prints every problem and exits 2 with the database unchanged; a database
-another program holds exits 3, as in cli.py.
+another program holds exits 3 (:class:`.common.Exit`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-err = Console(stderr=True)
-out = Console()
-
-Db = Annotated[Path, typer.Option("--db", help="The DuckDB dataset.")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
-RecordingArg = Annotated[str, typer.Argument(help="Recording name (file stem) or id.")]
-DEFAULT_DB = Path("emessi.duckdb")
+from .common import DEFAULT_DB, AsJson, Db, RecordingArg, dataset, out, print_table
 
 speakers_app = typer.Typer(help="Who each diarised speaker is: list labels, assign participants and roles.\n\n"
                            "Example:\n\n  emessi speakers list G1_S3 --samples samples/", no_args_is_help=True)  # fmt: skip
@@ -45,49 +36,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(codebook_app, name="codebook")
     app.add_typer(coding_app, name="coding")
     app.add_typer(export_app, name="export")
-
-
-def _exit(name: str) -> int:
-    from .app import Exit  # late: cli imports this module at its end
-
-    return int(getattr(Exit, name))
-
-
-@contextmanager
-def dataset(db: Path, write: bool = False) -> Iterator:
-    """An open connection; DatasetError and lock/missing-file errors become exit codes."""
-    import duckdb
-
-    from ..dataset.connection import DatabaseBusyError, connect
-    from ..dataset.common import DatasetError
-
-    if not db.exists():
-        err.print(f"[red]error:[/] {db}: no such database (run `emessi ingest` first, or pass --db)", highlight=False)
-        raise typer.Exit(_exit("USAGE"))
-    try:
-        con = connect(db, read_only=not write)
-    except DatabaseBusyError as error:
-        err.print(f"[red]error:[/] {error}", highlight=False)
-        raise typer.Exit(_exit("NOTHING_DONE"))
-    try:
-        yield con
-    except DatasetError as error:
-        err.print(f"[red]error:[/] {error}", highlight=False)
-        raise typer.Exit(_exit("USAGE"))
-    except duckdb.Error as error:
-        err.print(f"[red]error:[/] {' '.join(str(error).split())}", highlight=False)
-        raise typer.Exit(_exit("USAGE"))
-    finally:
-        con.close()
-
-
-def _table(columns: list[str], rows) -> None:
-    table = Table(show_edge=False)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
-    out.print(table)
 
 
 # ---------------------------------------------------------------- participants
@@ -136,7 +84,7 @@ def participants_list(
     if as_json:
         print(json.dumps([dict(zip(columns, r)) for r in rows], ensure_ascii=False))
     else:
-        _table(columns, rows)
+        print_table(columns, rows)
 
 
 # ---------------------------------------------------------------- speakers
@@ -267,7 +215,7 @@ def codebook_show(db: Db = DEFAULT_DB, as_json: AsJson = False) -> None:
     if as_json:
         print(frame.to_json(orient="records", force_ascii=False))
     else:
-        _table(list(frame.columns), frame.itertuples(index=False))
+        print_table(list(frame.columns), frame.itertuples(index=False))
 
 
 # ---------------------------------------------------------------- coding
@@ -360,9 +308,9 @@ def coding_agreement(
     if as_json:
         print(json.dumps([asdict(r) for r in rows]))
         return
-    _table(["dimension", "shared", "agreed", "percent", "kappa"],
-           [(r.dimension, r.shared, r.agreed, "" if r.percent is None else f"{100 * r.percent:.1f}",
-             "n/a" if r.kappa is None else f"{r.kappa:.3f}") for r in rows])  # fmt: skip
+    print_table(["dimension", "shared", "agreed", "percent", "kappa"],
+                [(r.dimension, r.shared, r.agreed, "" if r.percent is None else f"{100 * r.percent:.1f}",
+                  "n/a" if r.kappa is None else f"{r.kappa:.3f}") for r in rows])  # fmt: skip
 
 
 @coding_app.command("review")
@@ -389,7 +337,7 @@ def coding_review(
     if as_json:
         print(frame.to_json(orient="records", force_ascii=False, date_format="iso"))
     else:
-        _table(list(frame.columns[:5]), frame.iloc[:, :5].itertuples(index=False))
+        print_table(list(frame.columns[:5]), frame.iloc[:, :5].itertuples(index=False))
 
 
 # ---------------------------------------------------------------- export

@@ -1,7 +1,7 @@
 """`emessi eval`: score recordings in the database against reference files (docs/eval.md).
 
-A thin layer over :func:`emessi_pipeline.evaluate.evaluate_database` and
-:func:`~emessi_pipeline.evaluate.evaluate_recording`. Exit codes as in cli.py: 0 scored; 2 usage
+A thin layer over :func:`emessi_pipeline.evaluation.evaluate.evaluate_database` and
+:func:`~emessi_pipeline.evaluation.evaluate.evaluate_recording`. Exit codes (:class:`.common.Exit`): 0 scored; 2 usage
 error (no references given, unknown format, a file that does not parse, unknown recording, or no
 reference matches a recording); 3 the database is held by another program.
 """
@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-err = Console(stderr=True)
-out = Console()
+from .common import DEFAULT_DB, AsJson, Db, Exit, err, fail, out
 
 _EXAMPLE = """Score recordings in the database against reference files: word and character error rate,
 diarisation error rate (missed, false alarm, confusion), Jaccard error rate, speaker-attributed
@@ -43,20 +41,9 @@ def register(app: typer.Typer) -> None:
     app.command("eval", help=_EXAMPLE)(eval_command)
 
 
-def _exit(name: str) -> int:
-    from .app import Exit  # late: cli imports this module at its end
-
-    return int(getattr(Exit, name))
-
-
-def _fail(message: str, code: str = "USAGE") -> None:
-    err.print(f"[red]error:[/] {' '.join(str(message).split())}", highlight=False, soft_wrap=True)
-    raise typer.Exit(_exit(code))
-
-
 def eval_command(
     recordings: Annotated[Optional[list[str]], typer.Argument(help="Recording names (file stems) or ids; default: every recording a reference names.", show_default=False)] = None,
-    db: Annotated[Path, typer.Option("--db", help="The DuckDB dataset.")] = Path("emessi.duckdb"),
+    db: Db = DEFAULT_DB,
     references: Annotated[Optional[list[Path]], typer.Option("--references", "-r", help="Folder of reference files, matched to recordings by name (repeatable).", show_default=False)] = None,
     reference: Annotated[Optional[list[Path]], typer.Option("--reference", help="One reference file (repeatable); with one RECORDING it applies to it, else matched by name.", show_default=False)] = None,
     uem: Annotated[Optional[Path], typer.Option("--uem", help="UEM file of regions to score (<file> <channel> <start> <end>).")] = None,
@@ -65,7 +52,7 @@ def eval_command(
     skip_overlap: Annotated[bool, typer.Option("--skip-overlap", help="Leave overlapped reference speech out of DER/JER.")] = False,
     tolerance: Annotated[float, typer.Option("--tolerance", min=0.0, help="Seconds within which a turn boundary counts as found.")] = 0.5,
     language: Annotated[Optional[str], typer.Option("--language", help="Language for text normalisation ('fi' writes numbers out); default: each recording's.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     from ..dataset.connection import DatabaseBusyError
     from ..dataset.common import DatasetError
@@ -73,16 +60,16 @@ def eval_command(
     from ..evaluation.references import ReferenceFileError, read_uem, reference_files
 
     if not references and not reference:
-        _fail("give reference files: --references DIR (matched by name) or --reference FILE")
+        fail("give reference files: --references DIR (matched by name) or --reference FILE")
     for path in [*(references or []), *(reference or []), *([uem] if uem else [])]:
         if not path.exists():
-            _fail(f"{path}: no such file or folder")
+            fail(f"{path}: no such file or folder")
     if window is not None and uem is not None:
-        _fail("give either --window or --uem, not both")
+        fail("give either --window or --uem, not both")
     if window is not None and not window[1] > window[0] >= 0:
-        _fail(f"--window {window[0]} {window[1]}: END must be after START, both seconds >= 0")
+        fail(f"--window {window[0]} {window[1]}: END must be after START, both seconds >= 0")
     if not db.exists():
-        _fail(f"{db}: no such database (run `emessi ingest` first, or pass --db)")
+        fail(f"{db}: no such database (run `emessi ingest` first, or pass --db)")
     folder_files = [f for folder in references or [] for f in (reference_files(folder) if folder.is_dir() else [folder])]
     try:
         options = EvalOptions(collar=collar, skip_overlap=skip_overlap, window=tuple(window) if window else None,
@@ -97,11 +84,11 @@ def eval_command(
         else:
             evaluation = evaluate_database(db, [*(reference or []), *folder_files], recordings or None, options)
     except DatabaseBusyError as error:
-        _fail(str(error), "NOTHING_DONE")
+        fail(error, Exit.NOTHING_DONE)
     except (ReferenceFileError, DatasetError, OSError) as error:
-        _fail(str(error))
+        fail(error)
     if not evaluation.recordings:
-        _fail(
+        fail(
             "no reference file matches a recording: a reference named NAME.ext or NAME.anything.ext is scored "
             f"against the recording named NAME (recordings: {', '.join(evaluation.without_reference) or 'none'}; "
             f"references: {', '.join(Path(p).name for p in evaluation.unmatched_references) or 'none'})"

@@ -1,6 +1,6 @@
 """`emessi review`: the observations a person should check first, with the reasons.
 
-A thin layer over review.py. Flags are stored when a set is loaded; sets without flags (loaded
+A thin layer over dataset/review.py. Flags are stored when a set is loaded; sets without flags (loaded
 by an older version) or, with --profile, flagged with other thresholds get them here first.
 """
 
@@ -14,8 +14,8 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from .dataset import DEFAULT_DB, AsJson, Db, dataset, err, out
 from ..dataset.review import REASONS
+from .common import DEFAULT_DB, AsJson, Db, Exit, dataset, err, out
 
 
 def register(app: typer.Typer) -> None:
@@ -48,12 +48,12 @@ def review_command(
         config = load_profile(profile).review if profile else None
     except (FileNotFoundError, ValueError) as error:
         err.print(f"[red]error:[/] {' '.join(str(error).split())}", highlight=False)
-        raise typer.Exit(2)
+        raise typer.Exit(Exit.USAGE)
     with dataset(db) as con:
         if not con.execute("SELECT 1 FROM information_schema.tables WHERE table_name = 'review_sets'").fetchone():
             err.print(f"[red]error:[/] {db} was made by an older version and another program holds it open, so its "
                       "review flags cannot be added now; try again when it is free", highlight=False)  # fmt: skip
-            raise typer.Exit(3)
+            raise typer.Exit(Exit.NOTHING_DONE)
         rid = _resolve(con, recording) if recording else None
         stale = stale_sets(con, config, rid)
     if stale:

@@ -1,0 +1,90 @@
+"""What every command group shares: the consoles, the exit codes, the common options and the
+dataset connection wrapper. Group modules import this and never ``app``, so the root app can
+import them all without a circle.
+
+Exit codes, for schedulers: 0 work done, no failures; 1 some recordings failed; 2 usage error;
+3 nothing could be done (every recording tried failed, a model is missing, the database or
+workspace is held by another run); 4 nothing to do (no recordings, or none new or changed);
+130 interrupted (Ctrl-C or SIGTERM; the next run resumes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import IntEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+err = Console(stderr=True)
+out = Console()
+
+
+class Exit(IntEnum):
+    OK = 0
+    SOME_FAILED = 1
+    USAGE = 2
+    NOTHING_DONE = 3
+    NOTHING_TO_DO = 4
+    INTERRUPTED = 130
+
+
+DEFAULT_DB = Path("emessi.duckdb")
+DEFAULT_WORKSPACE = Path("emessi-work")
+
+# Two wordings of --db and --json, kept as the help has always read: the run commands load into
+# the database and print a run summary; the dataset commands read or edit it and print its rows.
+Db = Annotated[Path, typer.Option("--db", help="The DuckDB dataset.")]
+LoadDb = Annotated[Path, typer.Option("--db", help="DuckDB dataset to load into.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+SummaryJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")]
+Work = Annotated[Path, typer.Option("--workspace", "-w", help="Folder for cached stage artifacts.")]
+ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="Profile name in configs/ or a YAML path.")]
+RecordingArg = Annotated[str, typer.Argument(help="Recording name (file stem) or id.")]
+
+
+def fail(message: object, code: Exit = Exit.USAGE) -> NoReturn:
+    """Print *message* on one line (library messages may carry newlines) and exit with *code*."""
+    err.print(f"[red]error:[/] {' '.join(str(message).split())}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def print_table(columns: list[str], rows) -> None:
+    table = Table(show_edge=False)
+    for column in columns:
+        table.add_column(str(column))
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    out.print(table)
+
+
+@contextmanager
+def dataset(db: Path, write: bool = False) -> Iterator:
+    """An open connection; DatasetError and lock/missing-file errors become exit codes."""
+    import duckdb
+
+    from ..dataset.common import DatasetError
+    from ..dataset.connection import DatabaseBusyError, connect
+
+    if not db.exists():
+        err.print(f"[red]error:[/] {db}: no such database (run `emessi ingest` first, or pass --db)", highlight=False)
+        raise typer.Exit(Exit.USAGE)
+    try:
+        con = connect(db, read_only=not write)
+    except DatabaseBusyError as error:
+        err.print(f"[red]error:[/] {error}", highlight=False)
+        raise typer.Exit(Exit.NOTHING_DONE)
+    try:
+        yield con
+    except DatasetError as error:
+        err.print(f"[red]error:[/] {error}", highlight=False)
+        raise typer.Exit(Exit.USAGE)
+    except duckdb.Error as error:
+        err.print(f"[red]error:[/] {' '.join(str(error).split())}", highlight=False)
+        raise typer.Exit(Exit.USAGE)
+    finally:
+        con.close()
