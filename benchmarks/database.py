@@ -1,7 +1,7 @@
 """Database scale: bulk loading, and the group-dynamics views over a large archive.
 
 Builds synthetic observation sets shaped like real ones (a few speakers taking turns, ten words
-an observation, overlaps here and there) and loads them through `database.load_recording`, the
+an observation, overlaps here and there) and loads them through `load.load_recording`, the
 path `emessi ingest` uses. Then, with 1,000 recordings filed in groups and sessions, speakers
 assigned to participants with roles, and every observation coded, times each view.
 
@@ -18,9 +18,9 @@ import statistics
 import time
 from pathlib import Path
 
-from emessi_pipeline.dataset import connection as database
-from emessi_pipeline.runs.manifest import RecordingMeta
-from emessi_pipeline.stages.records import AlignedWord, Alignment, Diarization, MediaInfo, Observation, Observations, Segment, SpeakerTurn, Transcript, Word  # fmt: skip
+from emessi_pipeline.dataset import load
+from emessi_pipeline.dataset.connection import connect
+from emessi_pipeline.stages.records import AlignedWord, Alignment, Diarization, MediaInfo, Observation, Observations, RecordingMeta, Segment, SpeakerTurn, Transcript, Word  # fmt: skip
 
 VIEWS = ["turns", "talk_per_speaker", "talk_per_participant", "talk_per_role", "group_talk_per_participant",
          "group_talk_per_role", "leadership_share", "turn_transitions", "response_latency", "overlap_events",
@@ -28,7 +28,7 @@ VIEWS = ["turns", "talk_per_speaker", "talk_per_participant", "talk_per_role", "
          "codes_by_session"]  # fmt: skip
 
 
-def synthetic(index: int, observations: int, words_each: int, speakers: int, folder: Path) -> database.LoadedRecording:
+def synthetic(index: int, observations: int, words_each: int, speakers: int, folder: Path) -> load.LoadedRecording:
     """One recording's records, built without validation (pydantic's model_construct) for speed."""
     rng = random.Random(index)
     rid = f"{index:016x}"
@@ -59,7 +59,7 @@ def synthetic(index: int, observations: int, words_each: int, speakers: int, fol
     media = MediaInfo.model_construct(path=str(path), container="wav", duration=t, audio_streams=1, video_streams=0,
                                       stream_index=0, codec="pcm_s16le", sample_rate=16000, channels=1)  # fmt: skip
     group = f"G{index % 35 + 1}"
-    return database.LoadedRecording(
+    return load.LoadedRecording(
         recording_id=rid, name=path.stem, path=path, sha256=rid * 4, media=media,
         meta=RecordingMeta(group=group, session=index // 35 + 1),
         transcript=Transcript.model_construct(language="fi", language_probability=1.0, duration=t,
@@ -72,12 +72,12 @@ def synthetic(index: int, observations: int, words_each: int, speakers: int, fol
     )  # fmt: skip
 
 
-def load_all(db: Path, items: list[database.LoadedRecording]) -> float:
-    con = database.connect(db)
-    database.start_run(con, "bench", "bench", "bench", {}, {})
+def load_all(db: Path, items: list[load.LoadedRecording]) -> float:
+    con = connect(db)
+    load.start_run(con, "bench", "bench", "bench", {}, {})
     started = time.monotonic()
     for item in items:
-        database.load_recording(con, item, "bench")
+        load.load_recording(con, item, "bench")
     seconds = time.monotonic() - started
     con.close()
     return seconds
@@ -85,7 +85,7 @@ def load_all(db: Path, items: list[database.LoadedRecording]) -> float:
 
 def code_everything(db: Path) -> None:
     """Participants with roles for every speaker label, and one topic code per observation."""
-    con = database.connect(db)
+    con = connect(db)
     now = dt.datetime.now()
     con.execute("""INSERT INTO participants SELECT DISTINCT group_id || '-' || s.speaker_label, group_id,
                    'P ' || s.speaker_label, NULL, ? FROM speakers s JOIN recordings r USING (recording_id)""", [now])
@@ -102,7 +102,7 @@ def code_everything(db: Path) -> None:
 
 
 def time_views(db: Path, repeats: int = 3) -> dict[str, float]:
-    con = database.connect(db, read_only=True)
+    con = connect(db, read_only=True)
     times = {}
     for view in VIEWS:
         runs = []

@@ -366,7 +366,7 @@ def scripted(make_ingestor, tmp_path_factory):
     import yaml
 
     from emessi_pipeline.runs.demo import load_script, synthesize
-    from emessi_pipeline.runs.manifest import RecordingMeta
+    from emessi_pipeline.stages.records import RecordingMeta
 
     root = tmp_path_factory.mktemp("scripted")
     (root / "script.yaml").write_text(yaml.safe_dump(SCRIPT, allow_unicode=True))

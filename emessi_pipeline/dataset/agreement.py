@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 from .codebook import MULTI_SEPARATOR
@@ -20,16 +19,14 @@ class Agreement:
 
 
 def cohen_kappa(a: list[str], b: list[str]) -> float | None:
-    """(p_o - p_e) / (1 - p_e) with p_e from each coder's own category frequencies."""
-    n = len(a)
-    if n == 0:
+    """Cohen's kappa of two coders' labels for the same items (scikit-learn's)."""
+    # Chance agreement is 1 exactly when both coders used one and the same category: kappa is
+    # 0/0 there, which scikit-learn answers with nan and a warning; the dataset says None.
+    if not a or len(set(a) | set(b)) == 1:
         return None
-    observed = sum(x == y for x, y in zip(a, b)) / n
-    fa, fb = Counter(a), Counter(b)
-    expected = sum(fa[k] * fb[k] for k in fa) / (n * n)
-    if expected >= 1.0:
-        return None
-    return (observed - expected) / (1.0 - expected)
+    from sklearn.metrics import cohen_kappa_score  # late: importing scikit-learn takes a second
+
+    return float(cohen_kappa_score(a, b))
 
 
 def agreement(con, coder_a: str, coder_b: str, current_only: bool = True) -> list[Agreement]:

@@ -20,8 +20,13 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .common import new_id, now
+from .speakers import write_assignment
+
+if TYPE_CHECKING:
+    from .load import LoadedRecording
 
 MAJORITY = 0.5
 POINT = 0.01  # seconds: an observation shorter than this is matched by its midpoint
@@ -47,6 +52,12 @@ def carry_over(con, recording_id: str, old_set_id: str | None, new_set_id: str) 
         "WHERE o.set_id = ? AND c.superseded_at IS NULL", [old_set_id]).fetchall()]  # fmt: skip
     _carry_codings(con, recording_id, old_set_id, new_set_id, codings)
     _carry_corrections(con, recording_id, old_set_id, new_set_id, corrections)
+
+
+def on_load(con, item: LoadedRecording, previous_set_id: str | None, run_id: str) -> None:
+    """Load hook: carry the work on the recording's previous current set to the one being loaded."""
+    if previous_set_id != item.observations.set_id:
+        carry_over(con, item.recording_id, previous_set_id, item.observations.set_id)
 
 
 def carry_to_current(con, coding_ids: list[str], correction_ids: list[str]) -> tuple[int, int]:
@@ -218,8 +229,6 @@ def _carry_assignments(con, recording_id, old_set, new_set) -> list[str]:
     ).fetchall()
     if not rows:
         return []
-    from .speakers import _write_assignment
-
     shared = _label_overlaps(con, old_set, new_set)
     talk = defaultdict(float)
     best_old: dict[str, tuple[float, str]] = {}
@@ -250,6 +259,6 @@ def _carry_assignments(con, recording_id, old_set, new_set) -> list[str]:
             conflict = Match(None, candidates, f"{match.target} is already assigned to {current[0]} ({current[1]})")
             outcomes.append(_log(con, recording_id, old_set, new_set, "assignment", assignment_id, label, "review", conflict))
         else:
-            _write_assignment(con, recording_id, match.target, participant, role, by, assignment_id, set_id=new_set)
+            write_assignment(con, recording_id, match.target, participant, role, by, assignment_id, set_id=new_set)
             outcomes.append(_log(con, recording_id, old_set, new_set, "assignment", assignment_id, label, "carried", match))
     return outcomes

@@ -210,7 +210,7 @@ def plan_sheet_import(con, header: list[str], rows: list[SheetRow], coder: str, 
             corrections.append((obs, corrected))
     if problems:
         raise DatasetError(f"nothing imported: {len(problems)} problem(s)", problems)
-    return _diff(con, coder, wanted, corrections)
+    return plan_change(con, coder, wanted, corrections)
 
 
 def _header_problems(header: list[str], book: ActiveCodebook, coder: str) -> list[str]:
@@ -259,7 +259,9 @@ def _observation_texts(con, ids: list[str]) -> dict[str, str]:
     return dict(rows)
 
 
-def _diff(con, coder: str, wanted: dict[tuple[str, str], set[str]], corrections) -> CodingChange:
+def plan_change(con, coder: str, wanted: dict[tuple[str, str], set[str]], corrections) -> CodingChange:
+    """What writing *wanted* (codes per observation and dimension) for *coder* would add,
+    supersede and leave unchanged against the codings in force; *apply_change* writes it."""
     change = CodingChange(corrections=corrections)
     existing: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
     for coding_id, obs, dim, code in con.execute(

@@ -26,9 +26,15 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from ..config import ReviewConfig
 from ..stages.records import AlignedWord, Observation, Segment, SpeakerTurn
+from .common import DatasetError
+from .connection import transaction
+
+if TYPE_CHECKING:
+    from .load import LoadedRecording
 
 REASONS = (
     "repetition_loop", "low_confidence", "short_between_same", "mid_sentence_change",
@@ -37,20 +43,6 @@ REASONS = (
 PRIORITY = {reason: rank for rank, reason in enumerate(REASONS, 1)}
 # Bump when a rule changes meaning: stored flags of an older version are recomputed on demand.
 RULES_VERSION = 1
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS review_flags (
-    set_id VARCHAR, recording_id VARCHAR, observation_id VARCHAR, reason VARCHAR,
-    priority INTEGER, value DOUBLE, detail VARCHAR);
-CREATE TABLE IF NOT EXISTS review_sets (
-    set_id VARCHAR PRIMARY KEY, recording_id VARCHAR, computed_at TIMESTAMP,
-    rules_version INTEGER, params JSON, flags INTEGER);
-CREATE OR REPLACE VIEW current_review AS
-    SELECT u.recording_id, u.recording_name, u.group_id, u.session_no, u.set_id,
-           u.observation_id, u.seq, u.speaker_label, u.speaker, u.role, u.start_s, u.end_s,
-           u.duration_s, u.text, f.reason, f.priority, f.value, f.detail
-    FROM review_flags f JOIN utterances u ON f.observation_id = u.observation_id;
-"""
 
 
 @dataclass(frozen=True)
@@ -349,6 +341,13 @@ def store_flags(con, set_id: str, config: ReviewConfig | None = None, force: boo
     return len(flags)
 
 
+def on_load(con, item: LoadedRecording, previous_set_id: str | None, run_id: str) -> None:
+    """Load hook: flag the set being loaded, from its records as loaded, with the run's thresholds."""
+    records = SetRecords(item.observations.observations, item.alignment.words,
+                         item.transcript.segments, item.diarization.turns)  # fmt: skip
+    store_flags(con, item.observations.set_id, config_for_run(con, run_id), records=records)
+
+
 def stale_sets(con, config: ReviewConfig | None = None, recording_id: str | None = None) -> list[str]:
     """Current sets whose flags are missing or were made by other rules (or, with *config*,
     other thresholds)."""
@@ -369,8 +368,6 @@ def fill_stale(con, config: ReviewConfig | None = None, recording_id: str | None
     """Flag the current sets that need it, each in its own transaction; returns how many sets.
 
     Without *config* each set uses the thresholds of the run that loaded it."""
-    from .connection import transaction  # late: database imports this module
-
     done = 0
     for set_id in stale_sets(con, config, recording_id):
         with transaction(con):
@@ -409,8 +406,6 @@ def review_list(con, recording_id: str | None = None, reasons: Sequence[str] | N
     the number of reasons, then recording and time. *reasons* keeps only those reasons."""
     unknown = [r for r in reasons or () if r not in PRIORITY]
     if unknown:
-        from .common import DatasetError
-
         raise DatasetError(f"unknown reason {', '.join(unknown)} (known: {', '.join(REASONS)})")
     rows = con.execute(
         "SELECT recording_name, recording_id, observation_id, seq, start_s, end_s, speaker_label, speaker, "

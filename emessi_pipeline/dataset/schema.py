@@ -1,10 +1,70 @@
-"""Tables and views of the coded dataset (participants, codebooks, codings), on top of the
-ingest tables in database.py. Applied by database.connect on every writable connection.
+"""Every table and view of the dataset, as DDL text; ``connection`` applies it on every writable
+connection. Ingest tables (recordings, observation sets, observations, words, runs, failures)
+first, then the coded dataset on top (participants, codebooks, codings, carry log), then the
+review flags.
 
 Human work (assignments, codings, corrections) is append-only: a change marks the old row
 `superseded_at` instead of deleting it, so every earlier decision can still be read back.
 Views read only the rows that are in force (`superseded_at IS NULL`) on each recording's
 current observation set.
+"""
+
+INGEST = """
+CREATE TABLE IF NOT EXISTS schema_info (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY, started_at TIMESTAMP, finished_at TIMESTAMP,
+    tool_version VARCHAR, profile VARCHAR, config JSON, models JSON, status VARCHAR, summary JSON);
+CREATE TABLE IF NOT EXISTS recordings (
+    recording_id VARCHAR PRIMARY KEY, name VARCHAR, path VARCHAR, content_sha256 VARCHAR,
+    size_bytes BIGINT, duration_s DOUBLE, container VARCHAR, audio_codec VARCHAR,
+    source_sample_rate INTEGER, source_channels INTEGER, audio_streams INTEGER,
+    video_streams INTEGER, audio_stream INTEGER, group_id VARCHAR, session_no INTEGER,
+    session_date DATE, expected_speakers INTEGER, language VARCHAR, current_set_id VARCHAR,
+    first_loaded_at TIMESTAMP, last_loaded_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS recording_files (
+    path VARCHAR PRIMARY KEY, recording_id VARCHAR, last_seen_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS observation_sets (
+    set_id VARCHAR PRIMARY KEY, recording_id VARCHAR, run_id VARCHAR, created_at TIMESTAMP,
+    asr_model VARCHAR, diarization_model VARCHAR, params JSON, speaker_count INTEGER,
+    speakers_requested INTEGER, observation_count INTEGER, word_count INTEGER,
+    dropped_loop_words INTEGER);
+CREATE TABLE IF NOT EXISTS speakers (
+    set_id VARCHAR, recording_id VARCHAR, speaker_label VARCHAR, talk_time_s DOUBLE,
+    observation_count INTEGER, word_count INTEGER, PRIMARY KEY (set_id, speaker_label));
+CREATE TABLE IF NOT EXISTS observations (
+    observation_id VARCHAR PRIMARY KEY, set_id VARCHAR, recording_id VARCHAR, seq INTEGER,
+    speaker_label VARCHAR, start_s DOUBLE, end_s DOUBLE, duration_s DOUBLE, text VARCHAR,
+    word_count INTEGER, mean_word_prob DOUBLE, overlap BOOLEAN, repetition_loop BOOLEAN);
+-- words has no primary key: a set's words are written once, in one statement, guarded by the set's
+-- key; an index over a million words would cost a third of the load time and serve no query.
+CREATE TABLE IF NOT EXISTS words (
+    set_id VARCHAR, word_index INTEGER, recording_id VARCHAR, observation_id VARCHAR,
+    start_s DOUBLE, end_s DOUBLE, text VARCHAR, probability DOUBLE, speaker_label VARCHAR,
+    overlap BOOLEAN, in_gap BOOLEAN, repetition_loop BOOLEAN, asr_segment INTEGER);
+CREATE TABLE IF NOT EXISTS asr_segments (
+    set_id VARCHAR, segment_index INTEGER, recording_id VARCHAR, start_s DOUBLE, end_s DOUBLE,
+    text VARCHAR, avg_logprob DOUBLE, no_speech_prob DOUBLE, repetition_loop BOOLEAN,
+    PRIMARY KEY (set_id, segment_index));
+CREATE TABLE IF NOT EXISTS speaker_turns (
+    set_id VARCHAR, recording_id VARCHAR, kind VARCHAR, start_s DOUBLE, end_s DOUBLE,
+    speaker_label VARCHAR);
+CREATE TABLE IF NOT EXISTS failures (
+    run_id VARCHAR, failed_at TIMESTAMP, path VARCHAR, recording_id VARCHAR, stage VARCHAR,
+    message VARCHAR, file_signature VARCHAR, resolved BOOLEAN DEFAULT false);
+-- Columns added after the first schema; a database made before gains them on its next write.
+ALTER TABLE failures ADD COLUMN IF NOT EXISTS file_signature VARCHAR;
+ALTER TABLE failures ADD COLUMN IF NOT EXISTS resolved BOOLEAN DEFAULT false;
+ALTER TABLE words ADD COLUMN IF NOT EXISTS asr_segment INTEGER;
+CREATE OR REPLACE VIEW current_observations AS
+    SELECT o.*, r.name AS recording_name, r.group_id, r.session_no
+    FROM observations o JOIN recordings r
+      ON o.recording_id = r.recording_id AND o.set_id = r.current_set_id;
+CREATE OR REPLACE VIEW current_words AS
+    SELECT w.* FROM words w JOIN recordings r
+      ON w.recording_id = r.recording_id AND w.set_id = r.current_set_id;
+CREATE OR REPLACE VIEW current_speakers AS
+    SELECT s.* FROM speakers s JOIN recordings r
+      ON s.recording_id = r.recording_id AND s.set_id = r.current_set_id;
 """
 
 ROLES = ("leader", "facilitator", "participant", "unknown")
@@ -276,7 +336,24 @@ CREATE OR REPLACE VIEW codes_by_session AS
     FROM current_codings GROUP BY group_id, session_no, coder, dimension, code;
 """
 
-SCHEMA = TABLES + BASE_VIEWS + TALK_VIEWS + OVERLAP_VIEWS + BALANCE_VIEWS + CODE_VIEWS
+# The review list's flags, written by review.py inside the load transaction.
+REVIEW = """
+CREATE TABLE IF NOT EXISTS review_flags (
+    set_id VARCHAR, recording_id VARCHAR, observation_id VARCHAR, reason VARCHAR,
+    priority INTEGER, value DOUBLE, detail VARCHAR);
+CREATE TABLE IF NOT EXISTS review_sets (
+    set_id VARCHAR PRIMARY KEY, recording_id VARCHAR, computed_at TIMESTAMP,
+    rules_version INTEGER, params JSON, flags INTEGER);
+CREATE OR REPLACE VIEW current_review AS
+    SELECT u.recording_id, u.recording_name, u.group_id, u.session_no, u.set_id,
+           u.observation_id, u.seq, u.speaker_label, u.speaker, u.role, u.start_s, u.end_s,
+           u.duration_s, u.text, f.reason, f.priority, f.value, f.detail
+    FROM review_flags f JOIN utterances u ON f.observation_id = u.observation_id;
+"""
+
+DATASET = TABLES + BASE_VIEWS + TALK_VIEWS + OVERLAP_VIEWS + BALANCE_VIEWS + CODE_VIEWS
+# In this order: the coded-dataset views read the ingest tables, the review view reads utterances.
+SCHEMA = INGEST + DATASET + REVIEW
 
 # Every view above, for `emessi export` and the docs.
 VIEWS = (

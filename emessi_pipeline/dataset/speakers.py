@@ -96,7 +96,7 @@ def assign(con, assignments: list[Assignment], assigned_by: str | None = None) -
         for rec, a in resolved:
             if a.participant_id:
                 add_participant(con, a.participant_id, rec.group_id, a.name)
-            changed += _write_assignment(con, rec, a.speaker_label, a.participant_id, a.role, assigned_by, None)
+            changed += write_assignment(con, rec, a.speaker_label, a.participant_id, a.role, assigned_by, None)
     return changed
 
 
@@ -112,8 +112,11 @@ def _assignment_problems(con, rec: Recording, a: Assignment) -> list[str]:
     return problems
 
 
-def _write_assignment(con, rec_or_id, label: str, participant_id: str | None, role: str,
-                      assigned_by: str | None, carried_from: str | None, set_id: str | None = None) -> int:  # fmt: skip
+def write_assignment(con, rec_or_id, label: str, participant_id: str | None, role: str,
+                     assigned_by: str | None, carried_from: str | None, set_id: str | None = None) -> int:  # fmt: skip
+    """Assign one label of a set (the recording's current set unless *set_id*), superseding a
+    different assignment in force; returns 1, or 0 when that assignment is already in force.
+    The caller holds the transaction and has checked the assignment."""
     recording_id = rec_or_id.recording_id if isinstance(rec_or_id, Recording) else rec_or_id
     set_id = set_id or rec_or_id.set_id
     current = con.execute(

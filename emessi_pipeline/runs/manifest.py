@@ -19,34 +19,19 @@ Manifest columns (all but ``file`` optional):
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import re
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
+
+from ..stages.records import RecordingMeta
 
 MANIFEST_NAMES = ("manifest.csv", "manifest.yaml", "manifest.yml")
 
 
 class ManifestError(ValueError):
     pass
-
-
-class RecordingMeta(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    group: str | None = None
-    session: int | None = Field(None, ge=0)
-    date: dt.date | None = None
-    speakers: int | None = Field(None, ge=1)
-    min_speakers: int | None = Field(None, ge=1)
-    max_speakers: int | None = Field(None, ge=1)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _blank_is_missing(cls, value):
-        return None if isinstance(value, str) and not value.strip() else value
 
 
 def find_manifest(folder: Path) -> Path | None:

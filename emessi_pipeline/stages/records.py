@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Record(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+
+class RecordingMeta(BaseModel):
+    """What is known of a recording before it is processed: its group, session, date and speaker
+    count (from a manifest or the file name; every field may be missing)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    group: str | None = None
+    session: int | None = Field(None, ge=0)
+    date: dt.date | None = None
+    speakers: int | None = Field(None, ge=1)
+    min_speakers: int | None = Field(None, ge=1)
+    max_speakers: int | None = Field(None, ge=1)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_is_missing(cls, value):
+        return None if isinstance(value, str) and not value.strip() else value
 
 
 class MediaInfo(Record):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import mimetypes
 from pathlib import Path
 
-from .transcripts import lines
+from .lines import lines
 
 
 def write_eaf(con, recording: str, out_dir: Path) -> Path:

@@ -26,10 +26,10 @@ from pathlib import Path
 
 from ...version import __version__
 from ..codebook import load_active
-from ..coding import CodingChange, ImportSummary, _diff, apply_change
+from ..coding import CodingChange, ImportSummary, apply_change, plan_change
 from ..connection import transaction
 from ..common import DatasetError, Recording, all_recordings, clock, resolve_recording
-from .transcripts import lines
+from .lines import lines
 
 NS = "urn:QDA-XML:project:1.0"
 XSD = "refi-qda-project-mrt2019.xsd"
@@ -288,7 +288,7 @@ def import_qdpx(con, path: Path, default_coder: str | None = None) -> ImportSumm
                 problems.append(f"{obs}: {dim} code(s) {', '.join(retired) or dim} retired in the codebook")
     if problems:
         raise DatasetError(f"nothing imported: {len(problems)} problem(s)", problems)
-    changes = {coder: _diff(con, coder, cells, []) for coder, cells in wanted.items()}
+    changes = {coder: plan_change(con, coder, cells, []) for coder, cells in wanted.items()}
     total = CodingChange()
     carried = review = 0
     with transaction(con):

@@ -2,43 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-from ..common import Recording, clock, resolve_recording
-
-
-@dataclass(frozen=True)
-class Line:
-    observation_id: str
-    seq: int
-    start_s: float
-    end_s: float
-    speaker_label: str
-    participant_id: str | None
-    participant_name: str | None
-    role: str
-    text: str
-
-    @property
-    def speaker(self) -> str:
-        """Display name: the participant's name, else the pseudonymous id, else the label."""
-        return self.participant_name or self.participant_id or self.speaker_label
-
-    @property
-    def speaker_long(self) -> str:
-        ident = self.participant_id or self.speaker_label
-        return f"{self.speaker} ({ident}, {self.role})" if self.speaker != ident else f"{ident} ({self.role})"
-
-
-def lines(con, recording: str) -> tuple[Recording, list[Line]]:
-    rec = resolve_recording(con, recording)
-    rows = con.execute(
-        """SELECT observation_id, seq, start_s, end_s, speaker_label, participant_id, participant_name, role, text
-           FROM utterances WHERE recording_id = ? ORDER BY seq""",
-        [rec.recording_id],
-    ).fetchall()
-    return rec, [Line(*r) for r in rows]
+from ..common import clock, resolve_recording
+from .elan import write_eaf
+from .lines import lines
 
 
 def markdown(con, recording: str) -> str:
@@ -83,8 +51,6 @@ FORMATS = {"md": markdown, "srt": srt, "vtt": webvtt}
 
 def write_transcript(con, recording: str, fmt: str, out_dir: Path) -> Path:
     if fmt == "eaf":
-        from .elan import write_eaf
-
         return write_eaf(con, recording, out_dir)
     rec = resolve_recording(con, recording)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,42 @@
+"""A recording's current observations as transcript lines: who said what, when, named by
+participant name, pseudonymous id or diarisation label, with the role. Every export that writes
+a transcript (Markdown, subtitles, ELAN, REFI-QDA) reads them from here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..common import Recording, resolve_recording
+
+
+@dataclass(frozen=True)
+class Line:
+    observation_id: str
+    seq: int
+    start_s: float
+    end_s: float
+    speaker_label: str
+    participant_id: str | None
+    participant_name: str | None
+    role: str
+    text: str
+
+    @property
+    def speaker(self) -> str:
+        """Display name: the participant's name, else the pseudonymous id, else the label."""
+        return self.participant_name or self.participant_id or self.speaker_label
+
+    @property
+    def speaker_long(self) -> str:
+        ident = self.participant_id or self.speaker_label
+        return f"{self.speaker} ({ident}, {self.role})" if self.speaker != ident else f"{ident} ({self.role})"
+
+
+def lines(con, recording: str) -> tuple[Recording, list[Line]]:
+    rec = resolve_recording(con, recording)
+    rows = con.execute(
+        """SELECT observation_id, seq, start_s, end_s, speaker_label, participant_id, participant_name, role, text
+           FROM utterances WHERE recording_id = ? ORDER BY seq""",
+        [rec.recording_id],
+    ).fetchall()
+    return rec, [Line(*r) for r in rows]

@@ -1,0 +1,259 @@
+"""Loading one recording into the dataset, and the bookkeeping of runs and failures.
+
+Loading is one transaction per recording, so a recording is either fully there or not at all.
+Nothing is ever deleted by a load: re-processing a recording with other parameters adds a new
+observation set and marks it current; the old set, and anything coded on it, stays.
+
+What else a load must do (carry human work to the new set, flag the set for review) registers
+itself here as a load hook, so this module knows none of the modules built on top of it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from ..stages.records import Alignment, Diarization, MediaInfo, Observations, RecordingMeta, Transcript
+from .connection import transaction
+
+
+@dataclass(frozen=True)
+class LoadedRecording:
+    recording_id: str
+    name: str
+    path: Path
+    sha256: str
+    media: MediaInfo
+    meta: RecordingMeta
+    transcript: Transcript
+    diarization: Diarization
+    alignment: Alignment
+    observations: Observations
+    set_params: dict
+    asr_model: str
+    diarization_model: str
+
+
+LoadHook = Callable[[duckdb.DuckDBPyConnection, LoadedRecording, str | None, str], None]
+_LOAD_HOOKS: list[LoadHook] = []
+
+
+def register_load_hook(hook: LoadHook) -> None:
+    """Call *hook(con, item, previous_set_id, run_id)* inside every load transaction, after the
+    new set became current, in registration order. A hook that raises rolls the load back."""
+    if hook not in _LOAD_HOOKS:  # importing the package twice (reload) must not run it twice
+        _LOAD_HOOKS.append(hook)
+
+
+def load_recording(con: duckdb.DuckDBPyConnection, item: LoadedRecording, run_id: str) -> bool:
+    """Load one recording's observation set; returns False when that set was already there."""
+    now = dt.datetime.now()
+    set_id = item.observations.set_id
+    with transaction(con):
+        previous = con.execute(
+            "SELECT current_set_id FROM recordings WHERE recording_id = ?", [item.recording_id]
+        ).fetchone()
+        _upsert_recording(con, item, now)
+        exists = con.execute("SELECT 1 FROM observation_sets WHERE set_id = ?", [set_id]).fetchone()
+        if not exists:
+            _insert_set(con, item, run_id, now)
+        con.execute(
+            "UPDATE recordings SET current_set_id = ?, last_loaded_at = ? WHERE recording_id = ?",
+            [set_id, now, item.recording_id],
+        )
+        old_set = previous[0] if previous else None
+        for hook in _LOAD_HOOKS:
+            hook(con, item, old_set, run_id)
+    return not exists
+
+
+def _upsert_recording(con, item: LoadedRecording, now: dt.datetime) -> None:
+    m, meta = item.media, item.meta
+    values = [
+        item.recording_id, item.name, str(item.path), item.sha256, item.path.stat().st_size,
+        m.duration, m.container, m.codec, m.sample_rate, m.channels, m.audio_streams,
+        m.video_streams, m.stream_index, meta.group, meta.session, meta.date, meta.speakers,
+        item.transcript.language, now,
+    ]  # fmt: skip
+    con.execute(
+        """INSERT INTO recordings (recording_id, name, path, content_sha256, size_bytes,
+               duration_s, container, audio_codec, source_sample_rate, source_channels,
+               audio_streams, video_streams, audio_stream, group_id, session_no, session_date,
+               expected_speakers, language, first_loaded_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (recording_id) DO UPDATE SET
+               name = excluded.name, path = excluded.path, duration_s = excluded.duration_s,
+               group_id = coalesce(excluded.group_id, recordings.group_id),
+               session_no = coalesce(excluded.session_no, recordings.session_no),
+               session_date = coalesce(excluded.session_date, recordings.session_date),
+               expected_speakers = coalesce(excluded.expected_speakers, recordings.expected_speakers),
+               language = excluded.language""",
+        values,
+    )
+    con.execute(
+        "INSERT OR REPLACE INTO recording_files VALUES (?, ?, ?)",
+        [str(item.path.resolve()), item.recording_id, now],
+    )
+
+
+def _insert_set(con, item: LoadedRecording, run_id: str, now: dt.datetime) -> None:
+    set_id, rid = item.observations.set_id, item.recording_id
+    observations = item.observations.observations
+    words = item.alignment.words
+    segments = item.transcript.segments
+    con.execute(
+        "INSERT INTO observation_sets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            set_id, rid, run_id, now, item.asr_model, item.diarization_model,
+            json.dumps(item.set_params, sort_keys=True), len(item.diarization.speakers),
+            item.diarization.num_speakers_requested, len(observations), len(words),
+            item.transcript.dropped_loop_words,
+        ],  # fmt: skip
+    )
+    word_owner = [""] * len(words)
+    for o in observations:
+        word_owner[o.word_start : o.word_end] = [o.observation_id] * (o.word_end - o.word_start)
+    frames = {
+        "observations": pd.DataFrame(
+            {
+                "observation_id": [o.observation_id for o in observations],
+                "set_id": set_id,
+                "recording_id": rid,
+                "seq": [o.seq for o in observations],
+                "speaker_label": [o.speaker for o in observations],
+                "start_s": [o.start for o in observations],
+                "end_s": [o.end for o in observations],
+                "duration_s": [round(o.end - o.start, 3) for o in observations],
+                "text": [o.text for o in observations],
+                "word_count": [o.word_count for o in observations],
+                "mean_word_prob": [o.mean_word_probability for o in observations],
+                "overlap": [o.overlap for o in observations],
+                "repetition_loop": [any(w.loop for w in words[o.word_start : o.word_end]) for o in observations],
+            }
+        ),
+        "words": _words_frame(set_id, rid, words, word_owner),
+        "asr_segments": pd.DataFrame(
+            {
+                "set_id": set_id,
+                "segment_index": range(len(segments)),
+                "recording_id": rid,
+                "start_s": [g.start for g in segments],
+                "end_s": [g.end for g in segments],
+                "text": [g.text for g in segments],
+                "avg_logprob": [g.avg_logprob for g in segments],
+                "no_speech_prob": [g.no_speech_prob for g in segments],
+                "repetition_loop": [g.repetition_loop for g in segments],
+            }
+        ),
+        "speaker_turns": pd.DataFrame(
+            [(set_id, rid, "regular", t.start, t.end, t.speaker) for t in item.diarization.turns]
+            + [(set_id, rid, "exclusive", t.start, t.end, t.speaker) for t in item.diarization.exclusive_turns],
+            columns=["set_id", "recording_id", "kind", "start_s", "end_s", "speaker_label"],
+        ),
+    }
+    for table, frame in frames.items():
+        if len(frame):
+            con.register("frame", frame)
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM frame")
+            con.unregister("frame")
+    _insert_speakers(con, item, set_id)
+
+
+def _words_frame(set_id: str, rid: str, words, owners: list[str]) -> pd.DataFrame:
+    """One pass over the words (a 2-hour meeting has tens of thousands)."""
+    columns = ["start_s", "end_s", "text", "probability", "speaker_label", "overlap", "in_gap", "repetition_loop",
+               "asr_segment"]  # fmt: skip
+    rows = [(w.start, w.end, w.text.strip(), w.probability, w.speaker, w.overlap, w.in_gap, w.loop, w.segment_index)
+            for w in words]  # fmt: skip
+    frame = pd.DataFrame.from_records(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
+    frame.insert(0, "set_id", set_id)
+    frame.insert(1, "word_index", range(len(words)))
+    frame.insert(2, "recording_id", rid)
+    frame.insert(3, "observation_id", owners)
+    return frame
+
+
+def _insert_speakers(con, item: LoadedRecording, set_id: str) -> None:
+    labels = set(item.diarization.speakers) | {o.speaker for o in item.observations.observations}
+    rows = []
+    for label in sorted(labels):
+        talk = sum(t.end - t.start for t in item.diarization.exclusive_turns if t.speaker == label)
+        mine = [o for o in item.observations.observations if o.speaker == label]
+        rows.append((set_id, item.recording_id, label, round(talk, 3), len(mine), sum(o.word_count for o in mine)))
+    if rows:
+        con.executemany("INSERT INTO speakers VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+
+def record_failure(con, run_id: str, path: Path, recording_id: str | None, stage: str, message: str,
+                   signature: str = "") -> None:  # fmt: skip
+    con.execute(
+        "INSERT INTO failures VALUES (?, ?, ?, ?, ?, ?, ?, false)",
+        [run_id, dt.datetime.now(), str(path), recording_id, stage, message, signature],
+    )
+
+
+def unresolved_failure(con, path: Path, signature: str) -> tuple[str, str] | None:
+    """The stage and message of this file's last failure, if the file has not changed since."""
+    return con.execute(
+        "SELECT stage, message FROM failures WHERE path = ? AND file_signature = ? AND NOT resolved "
+        "ORDER BY failed_at DESC LIMIT 1",
+        [str(path), signature],
+    ).fetchone()
+
+
+def resolve_failures(con, path: Path) -> None:
+    con.execute("UPDATE failures SET resolved = true WHERE path = ? AND NOT resolved", [str(path)])
+
+
+def change_kind(con, path: Path, recording_id: str) -> str | None:
+    """'new' for content never loaded, 'changed' for new content at a path seen before."""
+    if con.execute("SELECT 1 FROM recordings WHERE recording_id = ?", [recording_id]).fetchone():
+        return None
+    before = con.execute("SELECT recording_id FROM recording_files WHERE path = ?", [str(path.resolve())]).fetchone()
+    return "changed" if before else "new"
+
+
+def is_current(con, recording_id: str, set_id: str, path: Path, meta: RecordingMeta) -> bool:
+    """True when loading would change nothing: same set current, same path, same metadata."""
+    row = con.execute(
+        "SELECT current_set_id, path, group_id, session_no, session_date, expected_speakers "
+        "FROM recordings WHERE recording_id = ?",
+        [recording_id],
+    ).fetchone()
+    if row is None or row[0] != set_id or row[1] != str(path):
+        return False
+    stored = RecordingMeta(group=row[2], session=row[3], date=row[4], speakers=row[5])
+    incoming = (meta.group, meta.session, meta.date, meta.speakers)
+    # Metadata missing now but known before is kept (see _upsert_recording), so it is no change.
+    return all(new is None or new == old for new, old in zip(incoming, (stored.group, stored.session, stored.date, stored.speakers)))
+
+
+def set_counts(con, set_id: str) -> tuple[float, int, int, int]:
+    return con.execute(
+        "SELECT r.duration_s, s.speaker_count, s.observation_count, s.word_count "
+        "FROM observation_sets s JOIN recordings r USING (recording_id) WHERE s.set_id = ?",
+        [set_id],
+    ).fetchone()
+
+
+def start_run(con, run_id: str, tool_version: str, profile: str, config: dict, models: dict) -> None:
+    # The caller holds the run lock, so a run still marked running was killed (SIGKILL, power).
+    con.execute("UPDATE runs SET status = 'killed' WHERE status = 'running'")
+    con.execute(
+        "INSERT INTO runs (run_id, started_at, tool_version, profile, config, models, status) "
+        "VALUES (?, ?, ?, ?, ?, ?, 'running')",
+        [run_id, dt.datetime.now(), tool_version, profile, json.dumps(config), json.dumps(models)],
+    )
+
+
+def finish_run(con, run_id: str, status: str, summary: dict) -> None:
+    con.execute(
+        "UPDATE runs SET finished_at = ?, status = ?, summary = ? WHERE run_id = ?",
+        [dt.datetime.now(), status, json.dumps(summary), run_id],
+    )

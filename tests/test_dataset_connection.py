@@ -1,0 +1,102 @@
+"""The dataset's connections (a reader that fetches no extension, a writer closed after its block)
+and the load transaction's hooks, on a small synthetic recording (no models needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from emessi_pipeline.dataset import carry, load, review
+from emessi_pipeline.dataset.connection import connect, open_reader, open_writer
+from emessi_pipeline.dataset.speakers import write_assignment
+from emessi_pipeline.stages.records import (AlignedWord, Alignment, Diarization, MediaInfo, Observation, Observations,
+                                            RecordingMeta, Segment, SpeakerTurn, Transcript)  # fmt: skip
+
+
+def recording(folder: Path, set_id: str) -> load.LoadedRecording:
+    """Two speakers, two observations of two words each; *set_id* names the observation set."""
+    path = folder / "meeting.wav"
+    path.touch()
+    spans = [("SPEAKER_00", 0.0), ("SPEAKER_01", 2.0)]
+    words, observations = [], []
+    for seq, (speaker, start) in enumerate(spans):
+        first = len(words)
+        words += [AlignedWord(start=start + i, end=start + i + 0.8, text=f" w{seq}{i}", probability=0.9, speaker=speaker,
+                              overlap=False, in_gap=False, loop=False, segment_index=0) for i in range(2)]  # fmt: skip
+        observations.append(Observation(observation_id=f"{set_id}-{seq}", seq=seq, speaker=speaker, start=start,
+                                        end=start + 1.8, text=f"w{seq}0 w{seq}1", word_count=2,
+                                        mean_word_probability=0.9, overlap=False, word_start=first,
+                                        word_end=len(words)))  # fmt: skip
+    turns = tuple(SpeakerTurn(start=start, end=start + 1.8, speaker=speaker) for speaker, start in spans)
+    segment = Segment(start=0.0, end=3.8, text="w00 w01 w10 w11", avg_logprob=-0.2, no_speech_prob=0.0, words=())
+    return load.LoadedRecording(
+        recording_id="rec1", name=path.stem, path=path, sha256="0" * 64,
+        media=MediaInfo(path=str(path), container="wav", duration=4.0, audio_streams=1, video_streams=0,
+                        stream_index=0, codec="pcm_s16le", sample_rate=16000, channels=1),
+        meta=RecordingMeta(group="G1", session=1),
+        transcript=Transcript(language="fi", language_probability=1.0, duration=4.0, segments=(segment,)),
+        diarization=Diarization(speakers=("SPEAKER_00", "SPEAKER_01"), turns=turns, exclusive_turns=turns),
+        alignment=Alignment(words=tuple(words)),
+        observations=Observations(set_id=set_id, observations=tuple(observations)),
+        set_params={}, asr_model="test", diarization_model="test",
+    )  # fmt: skip
+
+
+def test_a_reader_reads_writes_nothing_and_loads_no_extension_by_itself(tmp_path):
+    db = tmp_path / "d.duckdb"
+    with open_writer(db) as con:
+        load.start_run(con, "r1", "test", "test", {}, {})
+    con = open_reader(db)
+    try:
+        settings = con.execute("SELECT current_setting('autoinstall_known_extensions'), "
+                               "current_setting('autoload_known_extensions')").fetchone()  # fmt: skip
+        assert settings == (False, False)
+        with pytest.raises(duckdb.Error, match="read-only"):
+            con.execute("DELETE FROM runs")
+        out = tmp_path / "runs.csv"
+        con.execute(f"COPY runs TO '{out}' (FORMAT csv, HEADER true)")  # exports still write files
+        assert "r1" in out.read_text()
+    finally:
+        con.close()
+
+
+def test_a_writer_is_closed_on_leaving_its_block(tmp_path):
+    db = tmp_path / "d.duckdb"
+    with open_writer(db) as con:
+        con.execute("SELECT 1")
+    with pytest.raises(duckdb.ConnectionException):
+        con.execute("SELECT 1")
+    with open_writer(db) as again:  # the file is free for the next writer
+        assert again.execute("SELECT value FROM schema_info").fetchone() == ("3",)
+
+
+def test_the_package_hooks_carry_over_then_review_flags_into_the_load():
+    assert load._LOAD_HOOKS == [carry.on_load, review.on_load]
+
+
+def test_a_load_flags_the_set_and_carries_work_to_the_next_set(tmp_path):
+    con = connect(tmp_path / "d.duckdb")
+    load.start_run(con, "r1", "test", "test", {}, {})
+    assert load.load_recording(con, recording(tmp_path, "setA"), "r1")
+    write_assignment(con, "rec1", "SPEAKER_00", None, "leader", "tester", None, set_id="setA")
+    assert load.load_recording(con, recording(tmp_path, "setB"), "r1")
+    assert con.execute("SELECT set_id FROM review_sets ORDER BY 1").fetchall() == [("setA",), ("setB",)]
+    carried = con.execute("SELECT kind, outcome, new_target FROM carry_log WHERE new_set_id = 'setB'").fetchall()
+    assert carried == [("assignment", "carried", "SPEAKER_00")]
+    assert con.execute("SELECT role FROM speaker_assignments WHERE set_id = 'setB'").fetchall() == [("leader",)]
+    con.close()
+
+
+def test_a_hook_that_fails_rolls_the_whole_load_back(tmp_path, monkeypatch):
+    def fail(con, item, previous_set_id, run_id):
+        raise RuntimeError("hook failed")
+
+    monkeypatch.setattr(load, "_LOAD_HOOKS", [*load._LOAD_HOOKS, fail])
+    con = connect(tmp_path / "d.duckdb")
+    with pytest.raises(RuntimeError, match="hook failed"):
+        load.load_recording(con, recording(tmp_path, "setA"), "r1")
+    for table in ("recordings", "observation_sets", "observations", "words", "review_sets"):
+        assert con.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
+    con.close()
