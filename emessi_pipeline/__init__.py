@@ -15,6 +15,7 @@ from .runs.privacy import lock_down as _lock_down
 _lock_down(allow_downloads=False)
 
 from .config import Profile, load_profile  # noqa: E402
-from .runs.ingest import Ingestor, IngestSummary, RecordingResult  # noqa: E402
+from .runs.ingest import Ingestor  # noqa: E402
+from .runs.results import IngestSummary, RecordingResult  # noqa: E402
 
 __all__ = ["Ingestor", "IngestSummary", "Profile", "RecordingResult", "load_profile", "__version__"]

@@ -11,7 +11,7 @@ import pytest
 
 from emessi_pipeline import Ingestor, load_profile
 from emessi_pipeline.runs.demo import build_demo
-from emessi_pipeline.runs.ingest import ModelCache
+from emessi_pipeline.runs import ModelCache
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"

@@ -194,7 +194,7 @@ def test_asr_change_reruns_transcription_and_what_follows_only(make_ingestor, wo
 
 
 def test_limits_defer_work_to_the_next_run(make_ingestor, workspace, good):
-    from emessi_pipeline.runs.ingest import Limits
+    from emessi_pipeline.runs import Limits
 
     copy_to(shared("faster_whisper_testdata", "jfk.flac"), good)
     _age(good / "jfk.flac")
@@ -230,7 +230,7 @@ def test_a_lock_left_by_a_killed_run_does_not_block(tmp_path):
 
 def textwrap_hold(lock: Path) -> str:
     return (
-        "import time\nfrom emessi_pipeline.lock import RunLock\n"
+        "import time\nfrom emessi_pipeline.runs.lock import RunLock\n"
         f"l = RunLock({str(lock)!r}, 'workspace').__enter__()\nprint('held', flush=True)\ntime.sleep(60)\n"
     )
 

@@ -10,20 +10,26 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 
 class Cancelled(Exception):
     """Raised inside a background stage's progress callback once the run is stopping."""
 
 
-class Background:
-    def __init__(self, work: Callable[[], object], name: str):
+class Background(Generic[T]):
+    """*work* gets the cancel check to call from its progress callbacks; ``result`` returns its value."""
+
+    def __init__(self, work: Callable[[Callable[[], None]], T], name: str):
         self._work, self.name = work, name
         self._cancel = threading.Event()
         self._error: BaseException | None = None
+        self._value: T | None = None
         self._thread = threading.Thread(target=self._run, name=f"emessi-{name}", daemon=True)
 
-    def start(self) -> "Background":
+    def start(self) -> "Background[T]":
         self._thread.start()
         return self
 
@@ -36,15 +42,16 @@ class Background:
         self._cancel.set()
         self._thread.join()
 
-    def result(self) -> None:
-        """Wait for the stage; re-raise its error in the calling thread."""
+    def result(self) -> T:
+        """Wait for the stage and return its value; re-raise its error in the calling thread."""
         while self._thread.is_alive():
             self._thread.join(0.2)  # short waits keep Ctrl-C responsive
         if self._error is not None:
             raise self._error
+        return self._value  # type: ignore[return-value]
 
     def _run(self) -> None:
         try:
-            self._work()
+            self._value = self._work(self.check)
         except BaseException as error:  # noqa: BLE001 - handed to the main thread
             self._error = error

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from .ingest import IngestSummary, RecordingResult, Reporter
+from .results import IngestSummary, RecordingResult, Reporter
 
 
 class Reporters(Reporter):

@@ -8,6 +8,7 @@ added later does not move any other file to another shard.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,3 +42,16 @@ class Shard:
 
     def select(self, paths: list[Path], source: Path) -> list[Path]:
         return [p for p in paths if self.owns(p, source)]
+
+
+def shard_failure(workspace: Path, path: Path) -> str | None:
+    """Why a shard of an earlier sharded run failed on *path*, from the shards' summaries."""
+    for summary in sorted((workspace / "shards").glob("shard-*.json")):
+        try:
+            results = json.loads(summary.read_text()).get("results", [])
+        except (OSError, ValueError):
+            continue
+        for r in results:
+            if r.get("path") == str(path) and r.get("status") == "failed":
+                return f"{summary.stem} failed at {r.get('stage')}: {r.get('message')}"
+    return None

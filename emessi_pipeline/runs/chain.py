@@ -1,0 +1,247 @@
+"""One recording's way through the stages: extract → transcribe → diarize → align → segment.
+
+Each stage method takes the artifacts it needs and returns the one it produces, read from the
+workspace when its key is there and computed (and saved) otherwise. The keys come from settings
+and model identities alone, so they are known before any artifact is read. Loading into the
+database is the Ingestor's part.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from ..config import Profile
+from ..stages import audio
+from ..stages.align import align
+from ..stages.diarize import Diarizer, SpeakerCount
+from ..stages.models import MissingModelError
+from ..stages.records import Alignment, Diarization, MediaInfo, Observations, Transcript
+from ..stages.segment import observation_set_id, segment
+from ..stages.transcribe import transcribe
+from .manifest import RecordingMeta
+from .parallel import Background
+from .results import RecordingResult, Reporter
+from .workspace import Workspace, stage_key
+
+STAGES = ("extract", "transcribe", "diarize", "align", "segment", "load")
+# Bump a stage's version when its code changes what it produces: its cache then misses.
+STAGE_VERSIONS = {"extract": 1, "transcribe": 1, "diarize": 1, "align": 1, "segment": 1}
+# Settings that change speed, not results, stay out of the cache keys.
+SPEED_ONLY = {"asr": {"cpu_threads", "device"}, "diarization": {"threads", "threads_beside_asr", "batch_size", "device"}}
+
+# What a bad or unusual input raises inside a stage: a failure of that recording, not of the run.
+INPUT_ERRORS = (audio.MediaError, ValueError, RuntimeError, OSError)
+
+
+class StageError(RuntimeError):
+    def __init__(self, stage: str, message: str):
+        super().__init__(message)
+        self.stage = stage
+
+    @classmethod
+    def from_input(cls, stage: str, error: Exception, path: Path) -> "StageError":
+        """A bad input's error as the recording's failure at *stage*, on one line naming the file."""
+        text = " ".join(str(error).split()) or type(error).__name__
+        return cls(stage, text if str(path) in text else f"{path}: {text}")
+
+
+class Host(Protocol):
+    """What a chain asks of the batch that runs it (the Ingestor): settings, cache, models."""
+
+    profile: Profile
+    workspace: Workspace
+    reporter: Reporter
+
+    def asr(self): ...
+    def asr_identity(self) -> str: ...
+    def diarizer(self) -> Diarizer: ...
+    def diarization_identity(self) -> str: ...
+    def speaker_count(self, meta: RecordingMeta) -> SpeakerCount: ...
+    def check_free_space(self, path: Path, duration: float) -> None: ...
+
+
+def settings(profile: Profile, name: str) -> dict:
+    """A profile section as it enters the cache keys and the observation set's parameters."""
+    data = getattr(profile, name).model_dump(mode="json")
+    for key in SPEED_ONLY.get(name, ()):
+        data.pop(key, None)
+    return data
+
+
+class Chain:
+    """One recording's artifacts, each computed (or read from the cache) once."""
+
+    def __init__(self, host: Host, path: Path, sha: str, meta: RecordingMeta, result: RecordingResult | None = None):
+        self.host, self.path, self.sha, self.meta = host, path, sha, meta
+        self.result = result or RecordingResult(path=str(path), status="")
+        self.recording_id = sha[:16]
+        self.ws, self.profile = host.workspace, host.profile
+        self.count = host.speaker_count(meta)
+        self.keys = self._stage_keys()
+        self.set_id = observation_set_id(self.recording_id, self.keys["segment"])
+        self.wav = self.ws.path("extract", self.keys["extract"], ".wav")
+        self._audio: np.ndarray | None = None  # the WAV's samples, read on first need
+
+    def _stage_keys(self) -> dict[str, str]:
+        """Every stage's cache key, from settings and model identities alone (no artifact read)."""
+        profile, host, keys = self.profile, self.host, {}
+        keys["extract"] = stage_key(self.sha, profile.extract.model_dump(mode="json"), STAGE_VERSIONS["extract"])
+        keys["transcribe"] = stage_key(keys["extract"], settings(profile, "asr"), host.asr_identity(),
+                                       STAGE_VERSIONS["transcribe"])  # fmt: skip
+        keys["diarize"] = stage_key(keys["extract"], settings(profile, "diarization"), asdict(self.count),
+                                    host.diarization_identity(), STAGE_VERSIONS["diarize"])  # fmt: skip
+        keys["align"] = stage_key(keys["transcribe"], keys["diarize"], settings(profile, "align"), STAGE_VERSIONS["align"])
+        keys["segment"] = stage_key(keys["align"], settings(profile, "segment"), STAGE_VERSIONS["segment"])
+        return keys
+
+    def _timed(self, stage: str, compute: Callable[[], object]):
+        started = time.monotonic()
+        value = compute()
+        self.result.stage_seconds[stage] = round(time.monotonic() - started, 3)
+        self.result.computed.append(stage)
+        return value
+
+    def _report(self, stage: str, completed=None, total=None) -> None:
+        self.host.reporter.stage(self.path, stage, completed, total)
+
+    def audio(self) -> np.ndarray:
+        if not self.wav.is_file():
+            self._extract_wav()
+        if self._audio is None:
+            self._audio, _ = audio.read_wav(self.wav)
+        return self._audio
+
+    def cached(self, stage: str) -> bool:
+        """The stage's artifact exists (for extract: the media info; the WAV may be cleaned)."""
+        return self.ws.path(stage, self.keys[stage]).is_file()
+
+    def models_needed(self, until: str) -> bool:
+        stages = [s for s in ("transcribe", "diarize") if STAGES.index(s) <= STAGES.index(until)]
+        return until == "extract" or any(not self.cached(s) for s in stages)
+
+    def extract(self, need_wav: bool = True) -> MediaInfo:
+        """Media info always; the WAV only when a model still has to hear it (``clean`` drops WAVs)."""
+        media = self.ws.load("extract", self.keys["extract"], MediaInfo)
+        if media is None or (need_wav and not self.wav.is_file()):
+            media = self._extract_wav()
+        self.result.duration_s = round(media.duration, 3)
+        return media.model_copy(update={"path": str(self.path)})
+
+    def _extract_wav(self) -> MediaInfo:
+        cfg, key = self.profile.extract, self.keys["extract"]
+        self._report("extract")
+        info = audio.probe(self.path, cfg.audio_stream)
+        self.host.check_free_space(self.path, info.duration)
+        media = self._timed("extract", lambda: audio.extract(self.path, self.wav, cfg.audio_stream, cfg.sample_rate, info))
+        self.ws.save("extract", key, media)
+        return media
+
+    def run_models(self, media: MediaInfo, with_diarization: bool) -> tuple[Transcript, Diarization | None]:
+        """Transcribe, and diarise at the same time when both must run and the profile allows it.
+
+        The diarisation is None when *with_diarization* is false.
+        """
+        started = time.monotonic()
+        both = with_diarization and not self.cached("transcribe") and not self.cached("diarize")
+        if both and self.profile.overlap_models:
+            transcript, diarization = self._overlapped(media)
+        else:
+            transcript = self.transcribe(media)
+            diarization = self.diarize() if with_diarization else None
+        if self.result.computed:
+            self.result.model_wall_s = round(time.monotonic() - started, 3)
+        return transcript, diarization
+
+    def _overlapped(self, media: MediaInfo) -> tuple[Transcript, Diarization]:
+        self.audio()  # read once, before both stages share it
+        background = Background(self._diarize_beside_asr, "diarize").start()
+        try:
+            transcript = self.transcribe(media)
+        except BaseException:
+            background.cancel()
+            raise
+        try:
+            diarization = background.result()
+        except (StageError, MissingModelError):
+            raise
+        except INPUT_ERRORS as error:
+            raise StageError.from_input("diarize", error, self.path) from None
+        return transcript, diarization
+
+    def _diarize_beside_asr(self, cancel_check: Callable[[], None]) -> Diarization:
+        import torch
+
+        cfg = self.profile.diarization
+        self.host.diarizer()  # loading it sets its own thread count
+        torch.set_num_threads(cfg.threads_beside_asr)
+        try:
+            return self.diarize(cancel_check)
+        finally:
+            torch.set_num_threads(cfg.threads)
+
+    def transcribe(self, media: MediaInfo) -> Transcript:
+        key = self.keys["transcribe"]
+        transcript = self.ws.load("transcribe", key, Transcript)
+        if transcript is None:
+            duration = media.duration or None
+            self._report("transcribe", 0, duration)
+
+            def run():
+                return transcribe(self.host.asr(), self.audio(), self.profile.asr,
+                                  progress=lambda done: self._report("transcribe", done, duration))  # fmt: skip
+
+            transcript = self._timed("transcribe", run)
+            self.ws.save("transcribe", key, transcript)
+        self.result.words = sum(len(s.words) for s in transcript.segments)
+        return transcript
+
+    def diarize(self, cancel_check: Callable[[], None] = lambda: None) -> Diarization:
+        """*cancel_check* raises once the run stops, when this runs in a background thread."""
+        key = self.keys["diarize"]
+        diarization = self.ws.load("diarize", key, Diarization)
+        if diarization is None:
+            self._report("diarize")
+
+            def run():
+                def hook(step, done, total):
+                    cancel_check()
+                    self._report(f"diarize: {step}", done, total)
+                rate = self.profile.extract.sample_rate
+                return self.host.diarizer()(self.audio(), rate, self.recording_id, self.count, hook)
+
+            diarization = self._timed("diarize", run)
+            self.ws.save("diarize", key, diarization)
+        self.result.speakers = len(diarization.speakers)
+        return diarization
+
+    def align(self, transcript: Transcript, diarization: Diarization) -> Alignment:
+        key = self.keys["align"]
+        alignment = self.ws.load("align", key, Alignment)
+        if alignment is None:
+            alignment = self._timed("align", lambda: align(transcript, diarization, self.profile.align))
+            self.ws.save("align", key, alignment)
+        return alignment
+
+    def segment(self, alignment: Alignment) -> Observations:
+        key = self.keys["segment"]
+        observations = self.ws.load("segment", key, Observations)
+        if observations is None:
+            observations = self._timed(
+                "segment", lambda: segment(alignment, self.profile.segment, self.recording_id, self.set_id)
+            )
+            self.ws.save("segment", key, observations)
+        self.result.observations = len(observations.observations)
+        return observations
+
+    def set_params(self) -> dict:
+        return {
+            "stage_keys": self.keys,
+            "speaker_count": asdict(self.count),
+            **{name: settings(self.profile, name) for name in ("extract", "asr", "diarization", "align", "segment")},
+        }

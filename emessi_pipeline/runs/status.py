@@ -1,0 +1,62 @@
+"""Per recording, which stages are done, failed or pending (``emessi status``); reads, never writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..dataset.connection import connect
+from ..dataset.load import is_current, unresolved_failure
+from ..stages import audio
+from .chain import STAGES, Chain, Host
+from .manifest import find_manifest, metadata_for, read_manifest
+from .workspace import ContentIndex
+
+
+def file_signature(path: Path) -> str:
+    """What a recorded failure remembers of the file: until it changes, the failure stands."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return "missing"
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def recording_status(host: Host, database_path: Path | None, source: Path,
+                     manifest_path: Path | None = None) -> tuple[list[dict], str | None]:  # fmt: skip
+    """One row per recording under *source*, and a note when the database could not be read
+    (held by a run)."""
+    source = Path(source)
+    manifest_path = manifest_path or find_manifest(source)
+    manifest = read_manifest(manifest_path) if manifest_path else {}
+    index = ContentIndex(host.workspace.root / "content-index.json")
+    con, note = None, None
+    if database_path and Path(database_path).exists():
+        try:
+            con = connect(database_path, read_only=True)
+        except Exception as error:  # noqa: BLE001 - status must still show the workspace
+            note = f"database not readable now ({' '.join(str(error).split())[:120]})"
+    rows = [_row(host, p, source, manifest, index, con) for p in audio.find_recordings(source)]
+    if con is not None:
+        con.close()
+    return rows, note
+
+
+def _row(host: Host, path: Path, source: Path, manifest, index: ContentIndex, con) -> dict:
+    row = {"path": str(path), "stages": {stage: "pending" for stage in STAGES}, "cause": None}
+    failure = unresolved_failure(con, path, file_signature(path)) if con is not None else None
+    try:
+        meta = metadata_for(path, source, manifest, host.profile.metadata.filename_pattern)
+        chain = Chain(host, path, index.sha256(path), meta)
+    except OSError as error:
+        row["stages"]["extract"], row["cause"] = "failed", f"cannot read it ({error.strerror or error})"
+        return row
+    row["recording_id"] = chain.recording_id
+    for stage in STAGES[:-1]:
+        if chain.cached(stage):
+            row["stages"][stage] = "done"
+    if con is not None and is_current(con, chain.recording_id, chain.set_id, path, meta):
+        row["stages"] = {stage: "done" for stage in STAGES}
+    elif failure:
+        row["stages"][failure[0] if failure[0] in STAGES else "extract"] = "failed"
+        row["cause"] = failure[1]
+    return row
