@@ -26,6 +26,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..stages.records import SpeakerTurn
+
 
 class ReferenceFileError(ValueError):
     """A reference file that cannot be read: unknown format, or a line that does not parse."""
@@ -224,6 +226,16 @@ def _json(text: str, path: Path) -> list[Span]:
 
 
 _READERS = {"rttm": _rttm, "stm": _stm, "srt": _subtitles, "vtt": _subtitles, "csv": _csv, "json": _json}
+
+
+def read_rttm(path: Path) -> list[SpeakerTurn]:
+    turns = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        fields = line.split()
+        if len(fields) >= 8 and fields[0] == "SPEAKER":
+            start, duration = float(fields[3]), float(fields[4])
+            turns.append(SpeakerTurn(start=start, end=start + duration, speaker=fields[7]))
+    return turns
 
 
 def read_uem(path: Path) -> dict[str, list[tuple[float, float]]]:
