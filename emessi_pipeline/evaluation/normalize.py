@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from num2words import num2words
+
 _NON_WORD = re.compile(r"[^\w\s]|_", re.UNICODE)
 
-_ONES = ("nolla", "yksi", "kaksi", "kolme", "neljä", "viisi", "kuusi", "seitsemän", "kahdeksan", "yhdeksän")
 FINNISH_NUMBER_LIMIT = 1_000_000  # 0 … 999 999 are written out; larger numbers stay digits
 
 
@@ -20,20 +21,10 @@ def finnish_number(n: int) -> str:
     """
     if not 0 <= n < FINNISH_NUMBER_LIMIT:
         raise ValueError(f"{n} is outside 0 … {FINNISH_NUMBER_LIMIT - 1}")
-    if n < 10:
-        return _ONES[n]
-    if n == 10:
-        return "kymmenen"
-    if n < 20:
-        return _ONES[n - 10] + "toista"
-    if n < 100:
-        tens, rest = divmod(n, 10)
-        return _ONES[tens] + "kymmentä" + (_ONES[rest] if rest else "")
-    if n < 1000:
-        hundreds, rest = divmod(n, 100)
-        return ("sata" if hundreds == 1 else _ONES[hundreds] + "sataa") + (finnish_number(rest) if rest else "")
-    thousands, rest = divmod(n, 1000)
-    return ("tuhat" if thousands == 1 else finnish_number(thousands) + "tuhatta") + (finnish_number(rest) if rest else "")
+    # num2words leaves a space after the thousands ("tuhat yksi"); written Finnish, and the
+    # references, close it up. Over 0 … 999 999 that space is its only difference from the
+    # one-word spelling this function wrote by hand before.
+    return num2words(n, lang="fi").replace(" ", "")
 
 
 _GROUPED = re.compile(r"(?<![\d,.])\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?![\d,])")
