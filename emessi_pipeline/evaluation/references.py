@@ -229,13 +229,14 @@ _READERS = {"rttm": _rttm, "stm": _stm, "srt": _subtitles, "vtt": _subtitles, "c
 
 
 def read_rttm(path: Path) -> list[SpeakerTurn]:
-    turns = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        fields = line.split()
-        if len(fields) >= 8 and fields[0] == "SPEAKER":
-            start, duration = float(fields[3]), float(fields[4])
-            turns.append(SpeakerTurn(start=start, end=start + duration, speaker=fields[7]))
-    return turns
+    """The SPEAKER lines of an RTTM file as turns, in file order, read as :func:`read_reference`
+    reads them (a bad line raises ReferenceFileError naming the file and line)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ReferenceFileError(f"{path}: cannot read: {error}") from None
+    return [SpeakerTurn(start=s.start, end=s.end, speaker=s.speaker) for s in _rttm(text, path)]
 
 
 def read_uem(path: Path) -> dict[str, list[tuple[float, float]]]:
