@@ -8,7 +8,7 @@ benchmarks/finnish/*.yaml with espeak-ng (demo.synthesize: turns one after anoth
 extracts 16 kHz mono as the ingest chain does, and transcribes each with the profile's ASR
 settings varied: VAD filter on/off x beam size. The repetition guard is applied both ways
 (drop/flag) to the same decoding, since it only post-processes the words. WER and CER come from
-emessi_pipeline.evaluate (lower case, punctuation removed; digits are not spelled out, so
+emessi_pipeline.evaluation.metrics (lower case, punctuation removed; digits are not spelled out, so
 "18.05" against "kahdeksantoista nolla viisi" counts as errors).
 
 Synthetic speech is clean, read at a steady rate, never overlaps, and espeak-ng's Finnish is
@@ -32,7 +32,7 @@ CACHE = Path(os.environ.get("EMESSI_WER_CACHE", "/tmp/emessi-wer"))
 from emessi_pipeline.stages import audio  # noqa: E402
 from emessi_pipeline.config import load_profile  # noqa: E402
 from emessi_pipeline.runs.demo import load_script, synthesize  # noqa: E402
-from emessi_pipeline.evaluation.evaluate import character_error_rate, word_error_rate  # noqa: E402
+from emessi_pipeline.evaluation.metrics import character_error_rate, word_error_rate  # noqa: E402
 from emessi_pipeline.stages.transcribe import guard_repetitions, load_model, transcribe  # noqa: E402
 
 

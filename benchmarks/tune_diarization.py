@@ -3,7 +3,7 @@
     nice -n 19 .venv/bin/python benchmarks/tune_diarization.py            # everything, ~15 min cold
     nice -n 19 .venv/bin/python benchmarks/tune_diarization.py --stage final
 
-Scores with ``emessi_pipeline.evaluate.diarization_error_rate`` (collar 0, overlap scored; AMI
+Scores with ``emessi_pipeline.evaluation.metrics.diarization_error_rate`` (collar 0, overlap scored; AMI
 clips over 0-30 s) through the same pipeline the ingest chain builds (``diarize._offline_pipeline``),
 reusing cached segmentation outputs and embeddings (``$EMESSI_TUNE_CACHE``, default
 /tmp/emessi-tune) so that sweeps only re-run clustering and reconstruction.
@@ -42,7 +42,8 @@ CACHE = Path(os.environ.get("EMESSI_TUNE_CACHE", "/tmp/emessi-tune"))
 
 from emessi_pipeline.stages import audio  # noqa: E402
 from emessi_pipeline.config import DiarizationConfig, load_profile  # noqa: E402
-from emessi_pipeline.evaluation.evaluate import diarization_error_rate, read_rttm  # noqa: E402
+from emessi_pipeline.evaluation.metrics import annotation as as_annotation, diarization_error_rate  # noqa: E402
+from emessi_pipeline.evaluation.references import read_rttm  # noqa: E402
 from emessi_pipeline.stages.records import SpeakerTurn  # noqa: E402
 
 warnings.filterwarnings("ignore")
@@ -160,9 +161,7 @@ def diarize(clip: Clip, cfg: DiarizationConfig, given: bool, oracle: bool = Fals
     file["training_cache/embeddings"] = {"segmentation.threshold": cfg.segmentation_threshold,
                                          "embeddings": embeddings(clip, cfg)}  # fmt: skip
     if oracle:
-        from emessi_pipeline.evaluation.evaluate import _annotation
-
-        file["annotation"] = _annotation(read_rttm(clip.rttm), clip.name)
+        file["annotation"] = as_annotation(read_rttm(clip.rttm), clip.name)
         pipe.clustering = OracleClustering()
     else:
         pipe.clustering = offline_clustering(cfg.clustering, cfg.count_method, cfg.count_threshold,

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from emessi_pipeline.runs.demo import ReferenceTurn, write_references
-from emessi_pipeline.evaluation.evaluate import EvalOptions, Evaluation, Hypothesis, HypothesisWord, finnish_number, match_boundaries, normalize_text, score, speaker_changes, word_error_rate
+from emessi_pipeline.evaluation.evaluate import EvalOptions, Evaluation, Hypothesis, HypothesisWord, score
+from emessi_pipeline.evaluation.metrics import match_boundaries, speaker_changes, word_error_rate
+from emessi_pipeline.evaluation.normalize import finnish_number, normalize_text
 from emessi_pipeline.evaluation.references import Reference, ReferenceFileError, Span, match_references, read_reference, read_uem, reference_files
 
 from .conftest import shared

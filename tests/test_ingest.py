@@ -13,7 +13,8 @@ import duckdb
 import pytest
 
 from emessi_pipeline.stages.align import UNKNOWN_SPEAKER
-from emessi_pipeline.evaluation.evaluate import character_error_rate, diarization_error_rate, read_rttm, word_error_rate
+from emessi_pipeline.evaluation.metrics import character_error_rate, diarization_error_rate, word_error_rate
+from emessi_pipeline.evaluation.references import read_rttm
 from emessi_pipeline.stages.records import SpeakerTurn
 
 from .conftest import copy_to, shared

@@ -26,6 +26,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..stages.records import SpeakerTurn
+
 
 class ReferenceFileError(ValueError):
     """A reference file that cannot be read: unknown format, or a line that does not parse."""
@@ -224,6 +226,17 @@ def _json(text: str, path: Path) -> list[Span]:
 
 
 _READERS = {"rttm": _rttm, "stm": _stm, "srt": _subtitles, "vtt": _subtitles, "csv": _csv, "json": _json}
+
+
+def read_rttm(path: Path) -> list[SpeakerTurn]:
+    """The SPEAKER lines of an RTTM file as turns, in file order, read as :func:`read_reference`
+    reads them (a bad line raises ReferenceFileError naming the file and line)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ReferenceFileError(f"{path}: cannot read: {error}") from None
+    return [SpeakerTurn(start=s.start, end=s.end, speaker=s.speaker) for s in _rttm(text, path)]
 
 
 def read_uem(path: Path) -> dict[str, list[tuple[float, float]]]:
