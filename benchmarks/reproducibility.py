@@ -32,7 +32,7 @@ SHARED = REPO.parent / "shared" / "data"
 CACHE = Path(os.environ.get("EMESSI_WER_CACHE", "/tmp/emessi-wer"))
 
 from emessi_pipeline.config import load_profile  # noqa: E402
-from emessi_pipeline.evaluation.evaluate import character_error_rate, word_error_rate  # noqa: E402
+from emessi_pipeline.evaluation.metrics import character_error_rate, word_error_rate  # noqa: E402
 from emessi_pipeline.evaluation.references import read_reference  # noqa: E402
 from emessi_pipeline.stages import audio  # noqa: E402
 from emessi_pipeline.stages.transcribe import load_model, transcribe  # noqa: E402

@@ -19,7 +19,7 @@ from ..config import load_profile
 from ..dataset.connection import DatabaseBusyError
 from ..runs import interrupts
 from ..runs.devices import DeviceError
-from ..runs.ingest import STAGES, Ingestor, IngestSummary, Limits, RecordingResult, Reporter
+from ..runs import STAGES, Ingestor, IngestSummary, Limits, RecordingResult, Reporter
 from ..runs.lock import LockedError
 from ..runs.manifest import ManifestError
 from ..runs.runlog import FileLog, Reporters
