@@ -1,11 +1,14 @@
-"""Temperature fallback against beam search at temperature 0: repeatability, WER/CER, loops, time.
+"""Whisper's temperature fallback, unseeded and seeded, against temperature 0 alone: repeatability,
+WER/CER, loops, time.
 
     nice -n 19 .venv/bin/python benchmarks/reproducibility.py        # ~10 min on 2 cores
 
 faster-whisper re-decodes a window that looks bad (compression ratio, log-probability) at rising
 temperatures, 0.2 … 1.0, and any temperature above 0 samples at random: the same file can give
-other words on the next run. This decodes every recording twice with each setting, in one
-process and with one loaded model (as a nightly batch would), and reports per setting:
+other words on the next run. Settings: the fallback with one model reused (the behaviour before:
+the generator runs on from whatever was decoded before), the fallback seeded for every recording
+(stages/transcribe.Whisper, the default), and temperature 0 alone. Each recording is decoded
+twice with each setting, in one process (as a nightly batch would); reported per setting:
 - identical: recordings whose two decodings gave the same words with the same times;
 - WER/CER where a reference transcript exists (the Finnish espeak-ng scripts, the pyannote
   sample's STM, jfk.flac), lower case, punctuation removed;
@@ -37,7 +40,10 @@ from emessi_pipeline.evaluation.references import read_reference  # noqa: E402
 from emessi_pipeline.stages import audio  # noqa: E402
 from emessi_pipeline.stages.transcribe import load_model, transcribe  # noqa: E402
 
-SETTINGS = {"fallback 0–1.0": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0), "temperature 0": (0.0,)}
+FALLBACK = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+# name: (temperatures, seeded per recording)
+SETTINGS = {"fallback, unseeded (before)": (FALLBACK, False), "fallback, seeded (default)": (FALLBACK, True),
+            "temperature 0 only": ((0.0,), True)}
 
 
 def recordings() -> list[tuple[str, str, Path, str | None]]:
@@ -78,7 +84,8 @@ def main() -> None:
     parser.add_argument("--only", help="only recordings whose name contains this")
     args = parser.parse_args()
     base = load_profile("default").asr
-    model = load_model(base)[0]
+    seeded = load_model(base)[0]
+    unseeded = seeded.decoder()  # one faster-whisper model, reused: its generator runs on
     results = []
     for name, language, path, reference in recordings():
         if args.only and args.only not in name:
@@ -88,8 +95,9 @@ def main() -> None:
             wav.parent.mkdir(parents=True, exist_ok=True)
             audio.extract(path, wav)
         samples = audio.read_wav(wav)[0]
-        for setting, temperatures in SETTINGS.items():
+        for setting, (temperatures, seed) in SETTINGS.items():
             cfg = base.model_copy(update={"language": language, "temperature": temperatures})
+            model = seeded if seed else unseeded
             runs = []
             for _ in range(args.repeats):
                 started = time.perf_counter()

@@ -40,10 +40,12 @@ class AsrConfig(Section):
     cpu_threads: int = Field(1, ge=0)
     language: str | None = "fi"  # None: let Whisper detect it
     beam_size: int = Field(5, ge=1)
-    # Whisper re-decodes a bad window at rising temperatures, and sampling at a temperature
-    # above 0 draws at random: the same file gave other words from run to run. Beam search at
-    # 0 alone (with the repetition guard) is deterministic on one machine (docs/accuracy.md).
-    temperature: tuple[float, ...] = Field((0.0,), min_length=1)
+    # Whisper re-decodes a window that looks wrong at rising temperatures (faster-whisper's
+    # default list); above 0 it samples, from a generator seeded with `seed` for every recording
+    # (stages/transcribe.Whisper), so a re-run gives the same words. Temperature 0 alone would
+    # repeat too, but loses whole windows to repetition loops (docs/accuracy.md).
+    temperature: tuple[float, ...] = Field((0.0, 0.2, 0.4, 0.6, 0.8, 1.0), min_length=1)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
     vad_filter: bool = True
     condition_on_previous_text: bool = False
     batch_size: int = Field(0, ge=0, description="0: sequential; >0: BatchedInferencePipeline")

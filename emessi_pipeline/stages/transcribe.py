@@ -51,20 +51,44 @@ def _resolve_hub_model(name: str, allow_downloads: bool) -> ResolvedAsrModel:
     )
 
 
-def load_model(config: AsrConfig, allow_downloads: bool = False):
-    from faster_whisper import BatchedInferencePipeline, WhisperModel
-
+def load_model(config: AsrConfig, allow_downloads: bool = False) -> tuple["Whisper", ResolvedAsrModel]:
     resolved = resolve_model(config, allow_downloads)
-    model = WhisperModel(
-        resolved.source,
-        device=config.device,
-        compute_type=config.compute_type,
-        cpu_threads=config.cpu_threads,
-        local_files_only=resolved.local_only,
-    )
-    if config.batch_size > 0:
-        return BatchedInferencePipeline(model), resolved
-    return model, resolved
+    return Whisper(config, resolved), resolved
+
+
+class Whisper:
+    """A faster-whisper model whose sampling repeats: every recording decodes from `asr.seed`.
+
+    Whisper re-decodes a window that looks wrong (a loop, a low log-probability) at rising
+    temperatures, and above 0 it samples. CTranslate2 seeds each worker thread's generator once,
+    from the global seed, the first time that thread samples; seeding again later does not reach
+    it. So after a recording that sampled, the model is loaded afresh (about a second for
+    whisper-base) before the next one: each recording then starts from the same state whatever
+    ran before it, in one batch, a shard or a fresh process (docs/accuracy.md).
+    """
+
+    def __init__(self, config: AsrConfig, resolved: ResolvedAsrModel):
+        self.config, self.resolved = config, resolved
+        self._model = None
+        self._untouched = False  # no sampling since the seed was set and the model loaded
+
+    def decoder(self):
+        """The model to decode one recording with, its generator still at the seed."""
+        if self._model is None or not self._untouched:
+            import ctranslate2
+            from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+            self._model = None  # free the old one before the new one loads
+            ctranslate2.set_random_seed(self.config.seed)
+            model = WhisperModel(self.resolved.source, device=self.config.device,
+                                 compute_type=self.config.compute_type, cpu_threads=self.config.cpu_threads,
+                                 local_files_only=self.resolved.local_only)  # fmt: skip
+            self._model = BatchedInferencePipeline(model) if self.config.batch_size > 0 else model
+        self._untouched = False  # until a decoding finishes without sampling (an interrupt leaves it so)
+        return self._model
+
+    def finished(self, sampled: bool) -> None:
+        self._untouched = not sampled
 
 
 def transcribe(
@@ -87,19 +111,23 @@ def transcribe(
     if audio.size == 0:
         return Transcript(language=config.language or "", language_probability=0.0,
                           duration=0.0, segments=())  # fmt: skip
-    segments, language, probability = [], options["language"], 0.0
+    decoder = model.decoder() if isinstance(model, Whisper) else model
+    segments, language, probability, sampled = [], options["language"], 0.0, False
     for start, end in block_bounds(audio, SAMPLE_RATE, config.block_minutes * 60):
         # Whisper's feature extractor builds the spectrogram of everything it is given at once
         # (windowed frames, a complex128 FFT and copies: about 2.5 GB an hour); blocks cut at
         # quiet moments keep that to a few hundred MB however long the meeting is.
-        raw_segments, info = model.transcribe(audio[start:end], **{**options, "language": language})
+        raw_segments, info = decoder.transcribe(audio[start:end], **{**options, "language": language})
         language = language or info.language  # one language for the whole recording
         probability = probability or float(info.language_probability)
         offset = start / SAMPLE_RATE
         for raw in raw_segments:
             segments.append(_segment(raw, offset))
+            sampled = sampled or (raw.temperature or 0.0) > 0.0
             if progress:
                 progress(offset + float(raw.end))
+    if isinstance(model, Whisper):
+        model.finished(sampled)
     guarded, dropped = guard_repetitions(
         segments, config.repetition_min_repeats, config.repetition_max_ngram,
         drop=config.repetition_action == "drop",
