@@ -242,13 +242,15 @@ def set_counts(con, set_id: str) -> tuple[float, int, int, int]:
     ).fetchone()
 
 
-def start_run(con, run_id: str, tool_version: str, profile: str, config: dict, models: dict) -> None:
+def start_run(con, run_id: str, tool_version: str, profile: str, config: dict, models: dict,
+              environment: dict | None = None) -> None:  # fmt: skip
     # The caller holds the run lock, so a run still marked running was killed (SIGKILL, power).
     con.execute("UPDATE runs SET status = 'killed' WHERE status = 'running'")
     con.execute(
-        "INSERT INTO runs (run_id, started_at, tool_version, profile, config, models, status) "
-        "VALUES (?, ?, ?, ?, ?, ?, 'running')",
-        [run_id, dt.datetime.now(), tool_version, profile, json.dumps(config), json.dumps(models)],
+        "INSERT INTO runs (run_id, started_at, tool_version, profile, config, models, status, environment) "
+        "VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
+        [run_id, dt.datetime.now(), tool_version, profile, json.dumps(config), json.dumps(models),
+         json.dumps(environment or {})],
     )
 
 

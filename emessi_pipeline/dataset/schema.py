@@ -14,6 +14,8 @@ CREATE TABLE IF NOT EXISTS schema_info (key VARCHAR PRIMARY KEY, value VARCHAR);
 CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR PRIMARY KEY, started_at TIMESTAMP, finished_at TIMESTAMP,
     tool_version VARCHAR, profile VARCHAR, config JSON, models JSON, status VARCHAR, summary JSON);
+-- The machine and package versions a run used (runs/environment.py): results repeat only on the same.
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS environment JSON;
 CREATE TABLE IF NOT EXISTS recordings (
     recording_id VARCHAR PRIMARY KEY, name VARCHAR, path VARCHAR, content_sha256 VARCHAR,
     size_bytes BIGINT, duration_s DOUBLE, container VARCHAR, audio_codec VARCHAR,

@@ -28,7 +28,7 @@ from ..stages.models import MissingModelError
 from ..stages.records import Alignment, Diarization, MediaInfo, Observations, Transcript
 from ..stages.transcribe import load_model, resolve_model
 from ..version import __version__
-from . import devices, memory, privacy
+from . import devices, environment, memory, privacy
 from .budget import Budget, Limits
 from .chain import INPUT_ERRORS, STAGES, Chain, StageError
 from .interrupts import protected
@@ -194,7 +194,8 @@ class Ingestor:
         con = None
         if until == "load":
             con = connect(self.database_path, wait=self.db_wait)
-            start_run(con, run_id, __version__, self.profile.name, self.profile.model_dump(mode="json"), {})
+            start_run(con, run_id, __version__, self.profile.name, self.profile.model_dump(mode="json"), {},
+                      environment.describe(self.profile))  # fmt: skip
         results: list[RecordingResult] = []
         self.reporter.start(len(paths))
         budget = Budget(limits)

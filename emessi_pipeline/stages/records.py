@@ -58,6 +58,8 @@ class Segment(Record):
     no_speech_prob: float
     words: tuple[Word, ...]
     repetition_loop: bool = False
+    # Whisper's temperature for this window: above 0, it decoded badly at 0 and was re-sampled.
+    temperature: float = 0.0
 
 
 class Transcript(Record):

@@ -123,7 +123,7 @@ def transcribe(
         offset = start / SAMPLE_RATE
         for raw in raw_segments:
             segments.append(_segment(raw, offset))
-            sampled = sampled or (raw.temperature or 0.0) > 0.0
+            sampled = sampled or segments[-1].temperature > 0.0
             if progress:
                 progress(offset + float(raw.end))
     if isinstance(model, Whisper):
@@ -171,6 +171,7 @@ def _segment(raw, offset: float = 0.0) -> Segment:
         avg_logprob=float(raw.avg_logprob),
         no_speech_prob=float(raw.no_speech_prob),
         words=words,
+        temperature=float(raw.temperature or 0.0),
     )
 
 
