@@ -18,7 +18,7 @@ from pympi.Elan import Eaf
 from emessi_pipeline.cli import Exit
 from emessi_pipeline.dataset.exports.qdpx import NS, guid, validate
 
-from .dataset_fixtures import CODEBOOK, DEMO, dataset_base, db, snapshot, read as _read, emessi  # noqa: F401
+from .dataset_fixtures import AMI, CODEBOOK, DEMO, dataset_base, db, snapshot, read as _read, emessi  # noqa: F401
 
 pytestmark = pytest.mark.slow
 Q = f"{{{NS}}}"
@@ -189,3 +189,84 @@ def _zip(path: Path, files: dict[str, bytes], qde: bytes) -> None:
     with zipfile.ZipFile(path, "w") as archive:
         for name, data in files.items():
             archive.writestr(name, qde if name == "project.qde" else data)
+
+
+# QualCoder's own pattern for millisecond sync stamps in transcript text (code_av.py, view_av.py).
+QUALCODER_STAMP = re.compile(r"#[0-9][0-9]:[0-9][0-9]:[0-9][0-9]\.[0-9]{1,3}#")
+
+
+def _as_qualcoder_reads(project: Path) -> dict:
+    """The parts of a project QualCoder's REFI-QDA import takes (refi.py): the owner of a transcript's
+    codings is the user its <Transcript creatingUser> names, else "default"; the media is copied under
+    the source's name; the text's #hh:mm:ss.sss# stamps sync it to the media."""
+    with zipfile.ZipFile(project) as archive:
+        root = ET.fromstring(archive.read("project.qde"))
+        users = {u.get("guid"): u.get("name") for u in root.iter(f"{Q}User")}
+        sources = {}
+        for source in root.find(f"{Q}Sources"):
+            transcript = source.find(f"{Q}Transcript")
+            text = archive.read("sources/" + transcript.get("plainTextPath").removeprefix("internal://")).decode()
+            stamps = []
+            for match in QUALCODER_STAMP.finditer(text):
+                h, m, s = match.group()[1:-1].split(":")
+                whole, frac = s.split(".")
+                stamps.append((int(h) * 3600 + int(m) * 60 + int(whole)) * 1000 + int(frac.ljust(3, "0")))
+            owner = users.get(transcript.get("creatingUser"), "default")
+            sources[source.get("name")] = {
+                "tag": source.tag.removeprefix(Q), "path": source.get("path"), "stamps": stamps,
+                "codings": [owner for sel in transcript.iter(f"{Q}TranscriptSelection") for _ in sel.findall(f"{Q}Coding")],
+            }  # fmt: skip
+        return {"basePath": root.get("basePath"), "sources": sources}
+
+
+def test_qualcoder_reads_coder_names_media_names_and_millisecond_stamps(coded, tmp_path):
+    db, pristine = coded
+    sheet = tmp_path / "bea.csv"  # a second coder on the same recording
+    emessi("coding", "export", "--coder", "bea", "--recording", DEMO, "--out", sheet, "--db", db)
+    with open(sheet, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row["function"], row["topic"] = "support", "change_crisis"
+    with open(sheet, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    emessi("coding", "import", sheet, "--coder", "bea", "--db", db)
+    recordings = {name: Path(path) for name, path in _read(db, "SELECT name, path FROM recordings")}
+    anna = _read(db, "SELECT count(*) FROM current_codings WHERE coder = 'anna'")[0][0]
+
+    # both coders in one project: QualCoder can name only one owner per transcript, so none is named
+    both = tmp_path / "both.qdpx"
+    result = emessi("export", "qdpx", both, "--db", db)
+    assert "--coder NAME" in result.output and DEMO in result.output
+    assert set(_as_qualcoder_reads(both)["sources"][f"{DEMO}.mp4"]["codings"]) == {"default"}
+
+    # one coder's project: every coding arrives as theirs, media named with its extension
+    project = tmp_path / "anna.qdpx"
+    emessi("export", "qdpx", project, "--coder", "anna", "--include-media", "--db", db)
+    read = _as_qualcoder_reads(project)
+    assert set(read["sources"]) == {p.name for p in recordings.values()} == {f"{DEMO}.mp4", f"{AMI}.wav"}
+    assert read["sources"][f"{DEMO}.mp4"]["tag"] == "VideoSource"
+    for name, source in read["sources"].items():
+        assert source["path"].endswith(Path(name).suffix)  # the copied-in file keeps the type too
+        starts = _read(db, "SELECT start_s FROM utterances WHERE recording_name = ? ORDER BY seq", [Path(name).stem])
+        assert source["stamps"] == [round(s * 1000) for (s,) in starts]  # milliseconds, not whole seconds
+    assert read["sources"][f"{DEMO}.mp4"]["codings"] == ["anna"] * anna
+    with zipfile.ZipFile(project) as archive:
+        assert validate(archive.read("project.qde")) == []
+    emessi("codebook", "import", CODEBOOK, "--db", pristine)
+    emessi("coding", "import", project, "--db", pristine)
+    query = "SELECT observation_id, coder, dimension, code FROM current_codings WHERE coder = 'anna' ORDER BY ALL"
+    assert _read(pristine, query.replace("WHERE coder = 'anna' ", "")) == _read(db, query)
+
+    # linked media relative to the project file, resolved the way QualCoder joins basePath and path
+    linked = tmp_path / "elsewhere" / "linked.qdpx"
+    emessi("export", "qdpx", linked, "--relative-media", "--db", db)
+    read = _as_qualcoder_reads(linked)
+    assert read["basePath"] == linked.parent.resolve().as_posix()
+    for name, source in read["sources"].items():
+        assert source["path"].startswith("relative:///")
+        assert Path(read["basePath"] + source["path"].removeprefix("relative://")).resolve() == recordings[Path(name).stem].resolve()
+    emessi("export", "qdpx", linked, "--relative-media", "--base-path", "D:/study/exports/", "--db", db)
+    assert _as_qualcoder_reads(linked)["basePath"] == "D:/study/exports"
+    emessi("export", "qdpx", linked, "--base-path", "D:/study", "--db", db, code=Exit.USAGE)

@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from .common import DEFAULT_DB, AsJson, Db, RecordingArg, dataset, out, print_table
+from .common import DEFAULT_DB, AsJson, Db, RecordingArg, dataset, err, fail, out, print_table
 
 speakers_app = typer.Typer(help="Who each diarised speaker is: list labels, assign participants and roles.\n\n"
                            "Example:\n\n  emessi speakers list G1_S3 --samples samples/", no_args_is_help=True)  # fmt: skip
@@ -392,21 +392,35 @@ def export_qdpx_command(
     target: Annotated[Path, typer.Argument(help="Output project, e.g. emessi.qdpx.")],
     recording: Annotated[Optional[list[str]], typer.Option("--recording", help="Only these recordings (repeatable).")] = None,
     include_media: Annotated[bool, typer.Option("--include-media", help="Copy the media files into the project.")] = False,
+    coder: Annotated[Optional[str], typer.Option("--coder", help="Only this coder's codings; every transcript is theirs (QualCoder keeps one coder per transcript).")] = None,
+    relative_media: Annotated[bool, typer.Option("--relative-media", help="Link media by a path relative to the project file's folder (relative://), not an absolute path of this machine.")] = False,
+    base_path: Annotated[Optional[str], typer.Option("--base-path", help="With --relative-media: the project file's folder as the receiving machine will see it (the project's basePath; default: that folder here).")] = None,
     db: Db = DEFAULT_DB,
 ) -> None:
     """Write a REFI-QDA project (QualCoder, ATLAS.ti, MAXQDA, NVivo), validated against its schema.
 
     Transcripts have sync points per observation, speakers are cases with role/group/session,
     the codebook is the code system and codings are codings. Bring codings back with
-    `emessi coding import PROJECT.qdpx`.
+    `emessi coding import PROJECT.qdpx`. Moving it to each program: docs/qda.md.
 
-    Example:
+    Examples:
 
       emessi export qdpx emessi.qdpx --recording G1_S3_vertaismentorointi
+
+    One coder's project for QualCoder, media copied in:
+
+      emessi export qdpx anna.qdpx --coder anna --include-media
     """
     from ..dataset.exports.qdpx import export_qdpx
 
+    if base_path is not None and not relative_media:
+        fail("--base-path is the base of the relative media paths: give --relative-media too")
     with dataset(db) as con:
-        summary = export_qdpx(con, target, recording, include_media)
+        summary = export_qdpx(con, target, recording, include_media, coder, relative_media, base_path)
     out.print(f"{target}: {summary.sources} sources, {summary.selections} selections, {summary.codings} codings, "
               f"{summary.cases} cases (validated against the REFI-QDA project schema)", highlight=False)  # fmt: skip
+    if summary.shared:
+        err.print(f"[yellow]note:[/] {len(summary.shared)} recording(s) carry several coders' codings "
+                  f"({', '.join(summary.shared)}). ATLAS.ti, MAXQDA and NVivo keep each coding's coder; QualCoder "
+                  "gives all codings of a transcript one owner and will file these under 'default'. For QualCoder, "
+                  "export one project per coder with --coder NAME.", highlight=False, soft_wrap=True)  # fmt: skip

@@ -10,11 +10,18 @@ top-level codes (not codable) with the codebook's codes under them; coders are u
 
 GUIDs are uuid5 of stable keys, so exporting twice gives the same ids and an import can map a
 selection, a sync point or a code back even when another tool renamed it.
+
+What the QDA programs read besides the schema (docs/qda.md): QualCoder gives every coding of a
+transcript the owner named by the `<Transcript>`'s creatingUser, so a transcript that carries one
+coder's codings names that coder (several coders: none, and `coder=` exports one coder's project);
+source names keep the media file's extension because QualCoder names the copied media after them;
+each line starts with a `#hh:mm:ss.sss#` stamp, the millisecond form QualCoder syncs text to media by.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import uuid
 import xml.etree.ElementTree as ET
@@ -66,9 +73,19 @@ class ExportSummary:
     selections: int
     codings: int
     cases: int
+    # Recordings whose transcript carries several coders' codings and so names no owner:
+    # QualCoder files all of them under "default" (the caller should say so).
+    shared: tuple[str, ...] = ()
 
 
-def export_qdpx(con, out: Path, recordings: list[str] | None = None, include_media: bool = False) -> ExportSummary:
+def export_qdpx(con, out: Path, recordings: list[str] | None = None, include_media: bool = False,
+                coder: str | None = None, relative_media: bool = False, base_path: str | None = None) -> ExportSummary:
+    """Write the project to `out`.
+
+    coder: only this coder's codings, and every transcript owned by them (QualCoder's one owner per
+    transcript). relative_media: link media not copied in as `relative://` paths from the project
+    file's folder, with the project's basePath set to `base_path` or else to that folder here.
+    """
     recs = [resolve_recording(con, r) for r in recordings] if recordings else all_recordings(con)
     if not recs:
         raise DatasetError("no recordings to export")
@@ -76,13 +93,19 @@ def export_qdpx(con, out: Path, recordings: list[str] | None = None, include_med
     ET.register_namespace("", NS)
     project = ET.Element(f"{{{NS}}}Project", {"name": out.stem, "origin": f"emessi-pipeline {__version__}",
                                               "creationDateTime": stamp})  # fmt: skip
+    base = out.resolve().parent
+    if relative_media:
+        # QualCoder joins basePath and the rest of a relative:// path as strings: no trailing slash here,
+        # a leading one there.
+        project.set("basePath", (base_path or base.as_posix()).rstrip("/\\"))
     ids = [r.recording_id for r in recs]
     codings = con.execute(
         "SELECT coding_id, observation_id, coder, dimension, code, coded_at FROM current_codings "
-        "WHERE list_contains(?, recording_id) ORDER BY observation_id, coder, dimension, code",
-        [ids],
+        "WHERE list_contains(?, recording_id) AND (? IS NULL OR coder = ?) ORDER BY observation_id, coder, dimension, code",
+        [ids, coder, coder],
     ).fetchall()
-    coders = sorted({c[2] for c in codings})
+    # The requested coder is a user even before they coded anything: their project names them.
+    coders = sorted({c[2] for c in codings} | ({coder} if coder else set()))
     if coders:
         users = _el(project, "Users")
         for coder in coders:
@@ -99,6 +122,7 @@ def export_qdpx(con, out: Path, recordings: list[str] | None = None, include_med
     sources = _el(project, "Sources")
     files: dict[str, bytes | Path] = {}
     n_sel = n_cases = 0
+    shared = []
     for rec in recs:
         rec, items = lines(con, rec.recording_id)
         n_sel += len(items)
@@ -108,14 +132,20 @@ def export_qdpx(con, out: Path, recordings: list[str] | None = None, include_med
             inner = f"{source_guid}{media.suffix.lower()}"
             files[inner], path = media, f"internal://{inner}"
         else:
-            path = f"absolute://{media.resolve()}"
+            path = _linked(media, base if relative_media else None)
+        owners = {c[2] for i in items for c in by_obs.get(i.observation_id, [])} or ({coder} if coder else set())
+        if len(owners) > 1:
+            shared.append(rec.name)
+        owner = guid("user", next(iter(owners))) if len(owners) == 1 else None
         tag = "VideoSource" if (rec.video_streams or 0) > 0 else "AudioSource"
-        source = _el(sources, tag, guid=source_guid, name=rec.name, path=path, creationDateTime=stamp)
+        source = _el(sources, tag, guid=source_guid, name=f"{rec.name}{media.suffix}", path=path,
+                     creatingUser=owner, creationDateTime=stamp)  # fmt: skip
         text, spans = _transcript_text(items)
         transcript_guid = guid("transcript", rec.recording_id)
         files[f"{transcript_guid}.txt"] = text.encode("utf-8")
         transcript = _el(source, "Transcript", guid=transcript_guid, name=f"{rec.name} transcript",
-                         plainTextPath=f"internal://{transcript_guid}.txt", creationDateTime=stamp)  # fmt: skip
+                         plainTextPath=f"internal://{transcript_guid}.txt", creatingUser=owner,
+                         creationDateTime=stamp)  # fmt: skip
         for item, (a, b) in zip(items, spans):
             _el(transcript, "SyncPoint", guid=guid("sync-start", item.observation_id), timeStamp=int(round(item.start_s * 1000)), position=a)
             _el(transcript, "SyncPoint", guid=guid("sync-end", item.observation_id), timeStamp=int(round(item.end_s * 1000)), position=b)
@@ -143,14 +173,24 @@ def export_qdpx(con, out: Path, recordings: list[str] | None = None, include_med
                     shutil.copyfileobj(src, dst)
             else:
                 archive.writestr(f"sources/{name}", data)
-    return ExportSummary(out, len(recs), n_sel, len(codings), n_cases)
+    return ExportSummary(out, len(recs), n_sel, len(codings), n_cases, tuple(shared))
+
+
+def _linked(media: Path, base: Path | None) -> str:
+    """absolute:// on this machine, or relative:// from `base` (the project's folder)."""
+    if base is not None:
+        try:
+            return "relative:///" + Path(os.path.relpath(media.resolve(), base)).as_posix()
+        except ValueError:  # another drive on Windows: no relative path exists
+            pass
+    return f"absolute://{media.resolve()}"
 
 
 def _transcript_text(items) -> tuple[str, list[tuple[int, int]]]:
     """One line per observation; the sync points bracket the spoken text (positions in characters)."""
     parts, spans, position = [], [], 0
     for item in items:
-        prefix = f"[{clock(item.start_s)[:-4]}] {item.speaker_long}: "
+        prefix = f"#{clock(item.start_s)}# {item.speaker_long}: "
         start = position + len(prefix)
         parts.append(prefix + item.text + "\n")
         spans.append((start, start + len(item.text)))
