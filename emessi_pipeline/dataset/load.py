@@ -53,7 +53,8 @@ def register_load_hook(hook: LoadHook) -> None:
 
 
 def load_recording(con: duckdb.DuckDBPyConnection, item: LoadedRecording, run_id: str) -> bool:
-    """Load one recording's observation set; returns False when that set was already there.
+    """Load one recording's observation set; returns False when that set was already there
+    (and the recording replaced none: a file changed back is news even with a known set).
 
     New content at a path that held another recording replaces that recording (see
     ``_replace_at_path``): the load hooks then carry its work over as from a previous set.
@@ -77,7 +78,7 @@ def load_recording(con: duckdb.DuckDBPyConnection, item: LoadedRecording, run_id
         for old_set in dict.fromkeys(old_sets) or [None]:
             for hook in _LOAD_HOOKS:
                 hook(con, item, old_set, run_id)
-    return not exists
+    return not exists or replaced_set is not None
 
 
 def _replace_at_path(con, item: LoadedRecording, now: dt.datetime) -> str | None:
@@ -244,10 +245,12 @@ def resolve_failures(con, path: Path) -> None:
 
 
 def change_kind(con, path: Path, recording_id: str) -> str | None:
-    """'new' for content never loaded, 'changed' for new content at a path seen before."""
-    if con.execute("SELECT 1 FROM recordings WHERE recording_id = ?", [recording_id]).fetchone():
-        return None
+    """'new' for content never loaded, 'changed' for new content at a path seen before (or a
+    file changed back to content it had before, which was replaced since)."""
+    row = con.execute("SELECT replaced_by FROM recordings WHERE recording_id = ?", [recording_id]).fetchone()
     before = con.execute("SELECT recording_id FROM recording_files WHERE path = ?", [str(path.resolve())]).fetchone()
+    if row:
+        return "changed" if row[0] is not None and before and before[0] != recording_id else None
     return "changed" if before else "new"
 
 
