@@ -47,7 +47,10 @@ _LOAD_HOOKS: list[LoadHook] = []
 
 def register_load_hook(hook: LoadHook) -> None:
     """Call *hook(con, item, previous_set_id, run_id)* inside every load transaction, after the
-    new set became current, in registration order. A hook that raises rolls the load back."""
+    new set became current, in registration order. A hook that raises rolls the load back.
+
+    *previous_set_id* is the set the work comes from: the recording's own previous set, or that
+    of the recording it replaces; when there are both, the hooks run once for each."""
     if hook not in _LOAD_HOOKS:  # importing the package twice (reload) must not run it twice
         _LOAD_HOOKS.append(hook)
 
