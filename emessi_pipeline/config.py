@@ -15,7 +15,16 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+def _config_dir() -> Path:
+    """configs/ at the top of a checkout, or its copy inside an installed wheel (pyproject.toml
+    maps it there, since nothing outside the package gets installed)."""
+    package = Path(__file__).resolve().parent
+    shipped = package / "configs"
+    return shipped if shipped.is_dir() else package.parent / "configs"
+
+
+CONFIG_DIR = _config_dir()
 PROFILE_NAMES = ("default", "workstation", "nightly")
 
 

@@ -13,6 +13,7 @@ import duckdb
 import pytest
 
 from emessi_pipeline.dataset import review
+from emessi_pipeline.dataset.connection import SCHEMA_VERSION
 from emessi_pipeline.config import AsrConfig, ReviewConfig, load_profile
 from emessi_pipeline.stages.records import AlignedWord, Observation, Segment, SpeakerTurn, Transcript, Word
 from emessi_pipeline.stages.transcribe import guard_repetitions
@@ -305,7 +306,7 @@ def test_an_old_database_gets_flags_on_demand_and_keeps_every_row(db, tmp_path):
     rows = {t: sorted(map(repr, con.execute(f'SELECT * FROM "{t}"').fetchall())) for t in tables if t != "schema_info"}
     con.close()
     items = json.loads(emessi("review", "--db", db, "--json").stdout)  # a read-only command
-    assert items and read(db, "SELECT value FROM schema_info WHERE key = 'schema_version'") == [("3",)]
+    assert items and read(db, "SELECT value FROM schema_info WHERE key = 'schema_version'") == [(SCHEMA_VERSION,)]
     assert read(db, "SELECT observation_id, reason, value, detail FROM review_flags ORDER BY ALL") == made_at_load
     con = duckdb.connect(str(db), read_only=True)
     try:

@@ -1,5 +1,6 @@
 """Carry human work (codings, speaker assignments, corrections) from a recording's previous
-observation set to its new one when the recording is re-processed.
+observation set to its new one when the recording is re-processed, or from a recording to the
+one that replaced it (its file changed at the same path; see ``load._replace_at_path``).
 
 Nothing is deleted and nothing is dropped: every item of the old set gets one `carry_log` row
 whose outcome is `carried` (copied to the new set, `carried_from` naming the original),
@@ -70,19 +71,35 @@ def carry_to_current(con, coding_ids: list[str], correction_ids: list[str]) -> t
         if not ids:
             continue
         rows = con.execute(
-            f"""SELECT o.recording_id, o.set_id, r.current_set_id, list(x.{key})
+            f"""SELECT o.recording_id, o.set_id, list(x.{key})
                 FROM {table} x JOIN observations o USING (observation_id)
-                JOIN recordings r ON o.recording_id = r.recording_id
-                WHERE list_contains(?, x.{key}) AND o.set_id <> r.current_set_id
-                GROUP BY ALL""",
+                WHERE list_contains(?, x.{key}) GROUP BY ALL""",
             [ids],
         ).fetchall()
-        for recording_id, old_set, new_set, items in rows:
+        for old_recording, old_set, items in rows:
+            recording_id, new_set = current_home(con, old_recording)
+            if new_set is None or new_set == old_set:
+                continue
             carry = _carry_codings if kind == "coding" else _carry_corrections
             outcomes = carry(con, recording_id, old_set, new_set, items)
             carried += outcomes.count("carried") + outcomes.count("already_present")
             review += outcomes.count("review")
     return carried, review
+
+
+def current_home(con, recording_id: str) -> tuple[str, str | None]:
+    """The recording that stands for *recording_id* now (itself, or the one that replaced it
+    when its file changed, followed to the last) and that recording's current set."""
+    seen = set()
+    while recording_id not in seen:
+        seen.add(recording_id)
+        replaced_by, current_set = con.execute(
+            "SELECT replaced_by, current_set_id FROM recordings WHERE recording_id = ?", [recording_id]
+        ).fetchone()
+        if replaced_by is None:
+            return recording_id, current_set
+        recording_id = replaced_by
+    return recording_id, None  # a cycle (cannot be made by a load): leave the work where it is
 
 
 def _log(con, recording_id, old_set, new_set, kind, item_id, old_target, outcome, match: Match) -> str:

@@ -35,29 +35,33 @@ def new_id() -> str:
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now()
+    """The time to store: timezone-aware UTC, so rows written on machines in other zones (or
+    across a change to summer time) order and compare correctly."""
+    return dt.datetime.now(dt.timezone.utc)
 
 
 def resolve_recording(con, ref: str) -> Recording:
     """A recording by its id, an id prefix, or its name (file stem)."""
     rows = con.execute(
-        "SELECT recording_id, name, path, current_set_id, group_id, session_no, video_streams "
-        "FROM recordings WHERE recording_id = ? OR name = ? OR recording_id LIKE ? ORDER BY 1",
+        "SELECT recording_id, name, path, current_set_id, group_id, session_no, video_streams, "
+        "replaced_by IS NOT NULL FROM recordings WHERE recording_id = ? OR name = ? OR recording_id LIKE ? ORDER BY 1",
         [ref, ref, f"{ref}%"],
     ).fetchall()
     exact = [r for r in rows if r[0] == ref or r[1] == ref]
     rows = exact or rows
+    # A name also names the earlier versions of its file (replaced, kept): it means the current one.
+    rows = [r for r in rows if r[0] == ref or not r[7]] or rows
     if not rows:
         raise DatasetError(f"no recording {ref!r} (give its name or id; `emessi query \"SELECT name, recording_id FROM recordings\"` lists them)")
     if len({r[0] for r in rows}) > 1:
         raise DatasetError(f"{ref!r} names several recordings: " + ", ".join(f"{r[1]} ({r[0]})" for r in rows))
-    return Recording(*rows[0])
+    return Recording(*rows[0][:7])
 
 
 def all_recordings(con) -> list[Recording]:
     rows = con.execute(
         "SELECT recording_id, name, path, current_set_id, group_id, session_no, video_streams "
-        "FROM recordings WHERE current_set_id IS NOT NULL ORDER BY group_id, session_no, name"
+        "FROM recordings WHERE current_set_id IS NOT NULL AND replaced_by IS NULL ORDER BY group_id, session_no, name"
     ).fetchall()
     return [Recording(*r) for r in rows]
 

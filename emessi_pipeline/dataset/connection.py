@@ -17,7 +17,9 @@ import duckdb
 
 from .schema import SCHEMA
 
-SCHEMA_VERSION = "3"  # 2: coded-dataset tables and views, failure signatures; 3: review flags
+# 2: coded-dataset tables and views, failure signatures; 3: review flags; 4: timestamps in UTC
+# (TIMESTAMPTZ), recordings replaced by a changed file at the same path
+SCHEMA_VERSION = "4"
 
 # A reader runs what it is given (`emessi query`), so it gets no extension DuckDB would fetch or
 # load behind its back. Set with SET, not at connect: DuckDB refuses a second connection to the
@@ -120,6 +122,26 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
     before = _schema_version(con)
     con.execute(SCHEMA)
     if before != SCHEMA_VERSION:  # made by an older version (review flags are filled in here)
+        _timestamps_to_utc(con)
         for step in _MIGRATIONS:
             step(con)
     con.execute("INSERT OR REPLACE INTO schema_info VALUES ('schema_version', ?)", [SCHEMA_VERSION])
+
+
+def _timestamps_to_utc(con: duckdb.DuckDBPyConnection) -> None:
+    """Versions before 4 wrote naive local clock times (TIMESTAMP). Each such column becomes
+    TIMESTAMPTZ, its values read as wall-clock times of this machine's time zone (DuckDB's
+    TimeZone setting, which it takes from TZ or /etc/localtime) — the zone they were most likely
+    written in. The zone used is kept in schema_info, since it cannot be recovered afterwards."""
+    columns = con.execute(
+        "SELECT c.table_name, c.column_name FROM information_schema.columns c "
+        "JOIN information_schema.tables t USING (table_catalog, table_schema, table_name) "
+        "WHERE t.table_type = 'BASE TABLE' AND c.table_schema = 'main' AND c.data_type = 'TIMESTAMP' "
+        "ORDER BY 1, 2"
+    ).fetchall()
+    if not columns:
+        return
+    (zone,) = con.execute("SELECT current_setting('TimeZone')").fetchone()
+    for table, column in columns:
+        con.execute(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE TIMESTAMPTZ')
+    con.execute("INSERT OR REPLACE INTO schema_info VALUES ('naive_timestamps_read_in_zone', ?)", [zone])

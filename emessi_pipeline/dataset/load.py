@@ -20,6 +20,7 @@ import duckdb
 import pandas as pd
 
 from ..stages.records import Alignment, Diarization, MediaInfo, Observations, RecordingMeta, Transcript
+from .common import now as utc_now
 from .connection import transaction
 
 
@@ -46,19 +47,28 @@ _LOAD_HOOKS: list[LoadHook] = []
 
 def register_load_hook(hook: LoadHook) -> None:
     """Call *hook(con, item, previous_set_id, run_id)* inside every load transaction, after the
-    new set became current, in registration order. A hook that raises rolls the load back."""
+    new set became current, in registration order. A hook that raises rolls the load back.
+
+    *previous_set_id* is the set the work comes from: the recording's own previous set, or that
+    of the recording it replaces; when there are both, the hooks run once for each."""
     if hook not in _LOAD_HOOKS:  # importing the package twice (reload) must not run it twice
         _LOAD_HOOKS.append(hook)
 
 
 def load_recording(con: duckdb.DuckDBPyConnection, item: LoadedRecording, run_id: str) -> bool:
-    """Load one recording's observation set; returns False when that set was already there."""
-    now = dt.datetime.now()
+    """Load one recording's observation set; returns False when that set was already there
+    (and the recording replaced none: a file changed back is news even with a known set).
+
+    New content at a path that held another recording replaces that recording (see
+    ``_replace_at_path``): the load hooks then carry its work over as from a previous set.
+    """
+    now = utc_now()
     set_id = item.observations.set_id
     with transaction(con):
         previous = con.execute(
             "SELECT current_set_id FROM recordings WHERE recording_id = ?", [item.recording_id]
         ).fetchone()
+        replaced_set = _replace_at_path(con, item, now)
         _upsert_recording(con, item, now)
         exists = con.execute("SELECT 1 FROM observation_sets WHERE set_id = ?", [set_id]).fetchone()
         if not exists:
@@ -67,10 +77,36 @@ def load_recording(con: duckdb.DuckDBPyConnection, item: LoadedRecording, run_id
             "UPDATE recordings SET current_set_id = ?, last_loaded_at = ? WHERE recording_id = ?",
             [set_id, now, item.recording_id],
         )
-        old_set = previous[0] if previous else None
-        for hook in _LOAD_HOOKS:
-            hook(con, item, old_set, run_id)
-    return not exists
+        old_sets = [s for s in (previous[0] if previous else None, replaced_set) if s and s != set_id]
+        for old_set in dict.fromkeys(old_sets) or [None]:
+            for hook in _LOAD_HOOKS:
+                hook(con, item, old_set, run_id)
+    return not exists or replaced_set is not None
+
+
+def _replace_at_path(con, item: LoadedRecording, now: dt.datetime) -> str | None:
+    """When the file at *item*'s path last held another recording, that recording is replaced
+    by this one: it gets ``replaced_by`` (the current views leave it out) and keeps every row, so
+    the file's earlier version stays queryable. Returns its current set, to carry work from.
+
+    A file changed back to content it had before takes its place again (the recording that
+    replaced it is replaced in turn). A recording whose last known path is elsewhere was moved
+    or copied, not changed, and is left alone.
+    """
+    here = item.path.resolve()
+    row = con.execute(
+        "SELECT r.recording_id, r.path, r.current_set_id, r.replaced_by FROM recording_files f "
+        "JOIN recordings r USING (recording_id) WHERE f.path = ? AND r.recording_id <> ?",
+        [str(here), item.recording_id],
+    ).fetchone()
+    if row is None or row[3] is not None or Path(row[1]).resolve() != here:
+        return None
+    before, _, before_set, _ = row
+    con.execute("UPDATE recordings SET replaced_by = ?, replaced_at = ? WHERE recording_id = ?",
+                [item.recording_id, now, before])  # fmt: skip
+    con.execute("UPDATE recordings SET replaced_by = NULL, replaced_at = NULL WHERE recording_id = ? AND replaced_by = ?",
+                [item.recording_id, before])  # fmt: skip
+    return before_set
 
 
 def _upsert_recording(con, item: LoadedRecording, now: dt.datetime) -> None:
@@ -194,7 +230,7 @@ def record_failure(con, run_id: str, path: Path, recording_id: str | None, stage
                    signature: str = "") -> None:  # fmt: skip
     con.execute(
         "INSERT INTO failures VALUES (?, ?, ?, ?, ?, ?, ?, false)",
-        [run_id, dt.datetime.now(), str(path), recording_id, stage, message, signature],
+        [run_id, utc_now(), str(path), recording_id, stage, message, signature],
     )
 
 
@@ -212,22 +248,24 @@ def resolve_failures(con, path: Path) -> None:
 
 
 def change_kind(con, path: Path, recording_id: str) -> str | None:
-    """'new' for content never loaded, 'changed' for new content at a path seen before."""
-    if con.execute("SELECT 1 FROM recordings WHERE recording_id = ?", [recording_id]).fetchone():
-        return None
+    """'new' for content never loaded, 'changed' for new content at a path seen before (or a
+    file changed back to content it had before, which was replaced since)."""
+    row = con.execute("SELECT replaced_by FROM recordings WHERE recording_id = ?", [recording_id]).fetchone()
     before = con.execute("SELECT recording_id FROM recording_files WHERE path = ?", [str(path.resolve())]).fetchone()
+    if row:
+        return "changed" if row[0] is not None and before and before[0] != recording_id else None
     return "changed" if before else "new"
 
 
 def is_current(con, recording_id: str, set_id: str, path: Path, meta: RecordingMeta) -> bool:
     """True when loading would change nothing: same set current, same path, same metadata."""
     row = con.execute(
-        "SELECT current_set_id, path, group_id, session_no, session_date, expected_speakers "
+        "SELECT current_set_id, path, group_id, session_no, session_date, expected_speakers, replaced_by "
         "FROM recordings WHERE recording_id = ?",
         [recording_id],
     ).fetchone()
-    if row is None or row[0] != set_id or row[1] != str(path):
-        return False
+    if row is None or row[0] != set_id or row[1] != str(path) or row[6] is not None:
+        return False  # a replaced recording back at its path takes its place again
     stored = RecordingMeta(group=row[2], session=row[3], date=row[4], speakers=row[5])
     incoming = (meta.group, meta.session, meta.date, meta.speakers)
     # Metadata missing now but known before is kept (see _upsert_recording), so it is no change.
@@ -249,7 +287,7 @@ def start_run(con, run_id: str, tool_version: str, profile: str, config: dict, m
     con.execute(
         "INSERT INTO runs (run_id, started_at, tool_version, profile, config, models, status, environment) "
         "VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
-        [run_id, dt.datetime.now(), tool_version, profile, json.dumps(config), json.dumps(models),
+        [run_id, utc_now(), tool_version, profile, json.dumps(config), json.dumps(models),
          json.dumps(environment or {})],
     )
 
@@ -257,5 +295,5 @@ def start_run(con, run_id: str, tool_version: str, profile: str, config: dict, m
 def finish_run(con, run_id: str, status: str, summary: dict) -> None:
     con.execute(
         "UPDATE runs SET finished_at = ?, status = ?, summary = ? WHERE run_id = ?",
-        [dt.datetime.now(), status, json.dumps(summary), run_id],
+        [utc_now(), status, json.dumps(summary), run_id],
     )

@@ -19,7 +19,6 @@ in docs/coding.md, "Review list"):
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from bisect import bisect_left, bisect_right
@@ -30,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from ..config import ReviewConfig
 from ..stages.records import AlignedWord, Observation, Segment, SpeakerTurn
-from .common import DatasetError
+from .common import DatasetError, now
 from .connection import transaction
 
 if TYPE_CHECKING:
@@ -336,7 +335,7 @@ def store_flags(con, set_id: str, config: ReviewConfig | None = None, force: boo
         con.unregister("review_frame")
     con.execute(
         "INSERT OR REPLACE INTO review_sets VALUES (?, ?, ?, ?, ?, ?)",
-        [set_id, recording[0], dt.datetime.now(), RULES_VERSION, _params(config), len(flags)],
+        [set_id, recording[0], now(), RULES_VERSION, _params(config), len(flags)],
     )
     return len(flags)
 

@@ -12,7 +12,7 @@ current observation set.
 INGEST = """
 CREATE TABLE IF NOT EXISTS schema_info (key VARCHAR PRIMARY KEY, value VARCHAR);
 CREATE TABLE IF NOT EXISTS runs (
-    run_id VARCHAR PRIMARY KEY, started_at TIMESTAMP, finished_at TIMESTAMP,
+    run_id VARCHAR PRIMARY KEY, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
     tool_version VARCHAR, profile VARCHAR, config JSON, models JSON, status VARCHAR, summary JSON);
 -- The machine and package versions a run used (runs/environment.py): results repeat only on the same.
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS environment JSON;
@@ -22,11 +22,12 @@ CREATE TABLE IF NOT EXISTS recordings (
     source_sample_rate INTEGER, source_channels INTEGER, audio_streams INTEGER,
     video_streams INTEGER, audio_stream INTEGER, group_id VARCHAR, session_no INTEGER,
     session_date DATE, expected_speakers INTEGER, language VARCHAR, current_set_id VARCHAR,
-    first_loaded_at TIMESTAMP, last_loaded_at TIMESTAMP);
+    first_loaded_at TIMESTAMPTZ, last_loaded_at TIMESTAMPTZ, replaced_by VARCHAR,
+    replaced_at TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS recording_files (
-    path VARCHAR PRIMARY KEY, recording_id VARCHAR, last_seen_at TIMESTAMP);
+    path VARCHAR PRIMARY KEY, recording_id VARCHAR, last_seen_at TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS observation_sets (
-    set_id VARCHAR PRIMARY KEY, recording_id VARCHAR, run_id VARCHAR, created_at TIMESTAMP,
+    set_id VARCHAR PRIMARY KEY, recording_id VARCHAR, run_id VARCHAR, created_at TIMESTAMPTZ,
     asr_model VARCHAR, diarization_model VARCHAR, params JSON, speaker_count INTEGER,
     speakers_requested INTEGER, observation_count INTEGER, word_count INTEGER,
     dropped_loop_words INTEGER);
@@ -51,22 +52,25 @@ CREATE TABLE IF NOT EXISTS speaker_turns (
     set_id VARCHAR, recording_id VARCHAR, kind VARCHAR, start_s DOUBLE, end_s DOUBLE,
     speaker_label VARCHAR);
 CREATE TABLE IF NOT EXISTS failures (
-    run_id VARCHAR, failed_at TIMESTAMP, path VARCHAR, recording_id VARCHAR, stage VARCHAR,
+    run_id VARCHAR, failed_at TIMESTAMPTZ, path VARCHAR, recording_id VARCHAR, stage VARCHAR,
     message VARCHAR, file_signature VARCHAR, resolved BOOLEAN DEFAULT false);
 -- Columns added after the first schema; a database made before gains them on its next write.
 ALTER TABLE failures ADD COLUMN IF NOT EXISTS file_signature VARCHAR;
 ALTER TABLE failures ADD COLUMN IF NOT EXISTS resolved BOOLEAN DEFAULT false;
 ALTER TABLE words ADD COLUMN IF NOT EXISTS asr_segment INTEGER;
+ALTER TABLE recordings ADD COLUMN IF NOT EXISTS replaced_by VARCHAR;
+ALTER TABLE recordings ADD COLUMN IF NOT EXISTS replaced_at TIMESTAMPTZ;
+-- A recording replaced by a changed file at its path keeps its sets but is no longer current.
 CREATE OR REPLACE VIEW current_observations AS
     SELECT o.*, r.name AS recording_name, r.group_id, r.session_no
     FROM observations o JOIN recordings r
-      ON o.recording_id = r.recording_id AND o.set_id = r.current_set_id;
+      ON o.recording_id = r.recording_id AND o.set_id = r.current_set_id AND r.replaced_by IS NULL;
 CREATE OR REPLACE VIEW current_words AS
     SELECT w.* FROM words w JOIN recordings r
-      ON w.recording_id = r.recording_id AND w.set_id = r.current_set_id;
+      ON w.recording_id = r.recording_id AND w.set_id = r.current_set_id AND r.replaced_by IS NULL;
 CREATE OR REPLACE VIEW current_speakers AS
     SELECT s.* FROM speakers s JOIN recordings r
-      ON s.recording_id = r.recording_id AND s.set_id = r.current_set_id;
+      ON s.recording_id = r.recording_id AND s.set_id = r.current_set_id AND r.replaced_by IS NULL;
 """
 
 ROLES = ("leader", "facilitator", "participant", "unknown")
@@ -74,15 +78,15 @@ ROLES = ("leader", "facilitator", "participant", "unknown")
 TABLES = f"""
 CREATE TABLE IF NOT EXISTS participants (
     participant_id VARCHAR PRIMARY KEY, group_id VARCHAR, name VARCHAR, note VARCHAR,
-    created_at TIMESTAMP);
+    created_at TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS speaker_assignments (
     assignment_id VARCHAR PRIMARY KEY, recording_id VARCHAR NOT NULL, set_id VARCHAR NOT NULL,
     speaker_label VARCHAR NOT NULL, participant_id VARCHAR,
     role VARCHAR NOT NULL CHECK (role IN {ROLES!r}),
-    assigned_by VARCHAR, assigned_at TIMESTAMP, carried_from VARCHAR, superseded_at TIMESTAMP);
+    assigned_by VARCHAR, assigned_at TIMESTAMPTZ, carried_from VARCHAR, superseded_at TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS codebook_versions (
     version INTEGER PRIMARY KEY, name VARCHAR, source VARCHAR, content_sha256 VARCHAR,
-    imported_at TIMESTAMP);
+    imported_at TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS codebook_dimensions (
     dimension VARCHAR PRIMARY KEY, label VARCHAR, description VARCHAR, multiple BOOLEAN,
     first_version INTEGER, last_version INTEGER, retired BOOLEAN, position INTEGER);
@@ -96,14 +100,14 @@ CREATE TABLE IF NOT EXISTS codebook_entries (
 CREATE TABLE IF NOT EXISTS codings (
     coding_id VARCHAR PRIMARY KEY, observation_id VARCHAR NOT NULL, coder VARCHAR NOT NULL,
     dimension VARCHAR NOT NULL, code VARCHAR NOT NULL, codebook_version INTEGER, source VARCHAR,
-    coded_at TIMESTAMP, carried_from VARCHAR, superseded_at TIMESTAMP);
+    coded_at TIMESTAMPTZ, carried_from VARCHAR, superseded_at TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS text_corrections (
     correction_id VARCHAR PRIMARY KEY, observation_id VARCHAR NOT NULL, corrector VARCHAR,
-    text VARCHAR NOT NULL, corrected_at TIMESTAMP, carried_from VARCHAR, superseded_at TIMESTAMP);
+    text VARCHAR NOT NULL, corrected_at TIMESTAMPTZ, carried_from VARCHAR, superseded_at TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS carry_log (
     recording_id VARCHAR, old_set_id VARCHAR, new_set_id VARCHAR, kind VARCHAR, item_id VARCHAR,
     old_target VARCHAR, outcome VARCHAR, new_target VARCHAR, candidates JSON, reason VARCHAR,
-    logged_at TIMESTAMP);
+    logged_at TIMESTAMPTZ);
 """
 
 # Base views: who is speaking (participant and role) and what they said (corrected text).
@@ -115,7 +119,7 @@ CREATE OR REPLACE VIEW current_speaker_assignments AS
     FROM speaker_assignments a
     JOIN recordings r ON a.recording_id = r.recording_id AND a.set_id = r.current_set_id
     LEFT JOIN participants p ON a.participant_id = p.participant_id
-    WHERE a.superseded_at IS NULL;
+    WHERE a.superseded_at IS NULL AND r.replaced_by IS NULL;
 CREATE OR REPLACE VIEW current_corrections AS
     SELECT c.* FROM text_corrections c
     JOIN current_observations o ON c.observation_id = o.observation_id
@@ -263,7 +267,7 @@ CREATE OR REPLACE VIEW current_regular_turns AS
     JOIN recordings r ON t.recording_id = r.recording_id AND t.set_id = r.current_set_id
     LEFT JOIN current_speaker_assignments a
       ON t.recording_id = a.recording_id AND t.speaker_label = a.speaker_label
-    WHERE t.kind = 'regular';
+    WHERE t.kind = 'regular' AND r.replaced_by IS NULL;
 CREATE OR REPLACE VIEW overlap_events AS
     SELECT a.recording_id, a.recording_name, a.group_id, a.session_no,
            a.speaker AS speaking, a.role AS speaking_role, b.speaker AS overlapping,
@@ -344,7 +348,7 @@ CREATE TABLE IF NOT EXISTS review_flags (
     set_id VARCHAR, recording_id VARCHAR, observation_id VARCHAR, reason VARCHAR,
     priority INTEGER, value DOUBLE, detail VARCHAR);
 CREATE TABLE IF NOT EXISTS review_sets (
-    set_id VARCHAR PRIMARY KEY, recording_id VARCHAR, computed_at TIMESTAMP,
+    set_id VARCHAR PRIMARY KEY, recording_id VARCHAR, computed_at TIMESTAMPTZ,
     rules_version INTEGER, params JSON, flags INTEGER);
 CREATE OR REPLACE VIEW current_review AS
     SELECT u.recording_id, u.recording_name, u.group_id, u.session_no, u.set_id,
