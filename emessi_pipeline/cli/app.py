@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from ..runs.privacy import owner_only
 from ..version import __version__
 from . import dataset, demo, evaluate, ingest, models, query, review
 from .common import out
@@ -26,6 +27,9 @@ for group in (ingest, models, query, demo, dataset, review, evaluate):
 
 @app.callback(invoke_without_command=True)
 def _version(version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False) -> None:
+    # Before any command writes: every file it makes (WAVs, database, exports, samples, logs)
+    # holds speech of named people, so only the user who runs emessi may read it.
+    owner_only()
     if version:
         out.print(__version__)
         raise typer.Exit()

@@ -172,6 +172,7 @@ class Ingestor:
         if until in ("transcribe", "diarize", "align", "segment", "load") and not cached_only:
             devices.require(self.profile, until)
         with contextlib.ExitStack() as locks:
+            locks.enter_context(privacy.private_files())  # before the first folder or lock file
             locks.enter_context(RunLock(self.workspace.root / ".lock", "workspace", shared=shard is not None))
             if shard is not None:
                 locks.enter_context(RunLock(self.workspace.root / f".lock-{shard.name}", "shard"))
