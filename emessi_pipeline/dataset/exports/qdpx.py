@@ -68,7 +68,8 @@ class ExportSummary:
     cases: int
 
 
-def export_qdpx(con, out: Path, recordings: list[str] | None = None, include_media: bool = False) -> ExportSummary:
+def export_qdpx(con, out: Path, recordings: list[str] | None = None, include_media: bool = False,
+                with_names: bool = False) -> ExportSummary:  # fmt: skip
     recs = [resolve_recording(con, r) for r in recordings] if recordings else all_recordings(con)
     if not recs:
         raise DatasetError("no recordings to export")
@@ -100,7 +101,7 @@ def export_qdpx(con, out: Path, recordings: list[str] | None = None, include_med
     files: dict[str, bytes | Path] = {}
     n_sel = n_cases = 0
     for rec in recs:
-        rec, items = lines(con, rec.recording_id)
+        rec, items = lines(con, rec.recording_id, with_names)
         n_sel += len(items)
         media = Path(rec.path)
         source_guid = guid("source", rec.recording_id)
