@@ -11,7 +11,7 @@ import typer
 
 from ..runs.privacy import owner_only
 from ..version import __version__
-from . import dataset, demo, evaluate, ingest, models, query, review
+from . import dataset, demo, evaluate, ingest, models, privacy, query, review
 from .common import out
 
 app = typer.Typer(
@@ -21,7 +21,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for group in (ingest, models, query, demo, dataset, review, evaluate):
+for group in (ingest, models, query, demo, dataset, review, evaluate, privacy):
     group.register(app)
 
 
