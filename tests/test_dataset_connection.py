@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from emessi_pipeline.dataset import carry, load, review
+from emessi_pipeline.dataset import carry, load, review, withdrawal
 from emessi_pipeline.dataset.connection import SCHEMA_VERSION, connect, open_reader, open_writer
 from emessi_pipeline.dataset.speakers import write_assignment
 from emessi_pipeline.stages.records import (AlignedWord, Alignment, Diarization, MediaInfo, Observation, Observations,
@@ -72,8 +72,8 @@ def test_a_writer_is_closed_on_leaving_its_block(tmp_path):
         assert again.execute("SELECT value FROM schema_info WHERE key = 'schema_version'").fetchone() == (SCHEMA_VERSION,)
 
 
-def test_the_package_hooks_carry_over_then_review_flags_into_the_load():
-    assert load._LOAD_HOOKS == [carry.on_load, review.on_load]
+def test_the_package_hooks_carry_over_then_review_flags_then_withdrawals_into_the_load():
+    assert load._LOAD_HOOKS == [carry.on_load, review.on_load, withdrawal.on_load]
 
 
 def test_a_load_flags_the_set_and_carries_work_to_the_next_set(tmp_path):

@@ -64,13 +64,14 @@ def test_any_table_or_view_to_parquet_and_csv(coded, tmp_path):
     assert "no table or view 'nosuch'" in result.output
 
 
-def test_transcript_markdown_srt_and_webvtt_carry_names_roles_and_times(coded, tmp_path):
+def test_transcript_markdown_srt_and_webvtt_carry_speakers_roles_and_times(coded, tmp_path):
     db, _ = coded
     emessi("export", "transcript", DEMO, "--format", "all", "--out", tmp_path, "--db", db)
-    rows = _read(db, "SELECT start_s, end_s, coalesce(participant_name, participant_id, speaker_label), role, text "
+    rows = _read(db, "SELECT start_s, end_s, coalesce(participant_id, speaker_label), role, text "
                      "FROM utterances WHERE recording_name = ? ORDER BY seq", [DEMO])  # fmt: skip
     md = (tmp_path / f"{DEMO}.md").read_text()
-    assert "Aino (G1-P01, leader)" in md and "G1-P02 (facilitator)" in md and "- session: 3" in md
+    assert "G1-P01 (leader)" in md and "G1-P02 (facilitator)" in md and "- session: 3" in md
+    assert "Aino" not in md  # names only with --with-names (tests/test_privacy.py)
     assert md.count("**[") == len(rows)
     srt = (tmp_path / f"{DEMO}.srt").read_text()
     cues = re.findall(r"(\d+)\n(\d\d:\d\d:\d\d,\d{3}) --> (\d\d:\d\d:\d\d,\d{3})\n(.+?): (.*)\n", srt)

@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 
+from ..runs.privacy import owner_only
 from ..version import __version__
-from . import dataset, demo, evaluate, ingest, models, query, review
+from . import dataset, demo, evaluate, ingest, models, privacy, query, review
 from .common import out
 
 app = typer.Typer(
@@ -20,12 +21,15 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for group in (ingest, models, query, demo, dataset, review, evaluate):
+for group in (ingest, models, query, demo, dataset, review, evaluate, privacy):
     group.register(app)
 
 
 @app.callback(invoke_without_command=True)
 def _version(version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False) -> None:
+    # Before any command writes: every file it makes (WAVs, database, exports, samples, logs)
+    # holds speech of named people, so only the user who runs emessi may read it.
+    owner_only()
     if version:
         out.print(__version__)
         raise typer.Exit()

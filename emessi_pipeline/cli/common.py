@@ -45,6 +45,8 @@ SummaryJson = Annotated[bool, typer.Option("--json", help="Print the summary as 
 Work = Annotated[Path, typer.Option("--workspace", "-w", help="Folder for cached stage artifacts.")]
 ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="Profile name in configs/ or a YAML path.")]
 RecordingArg = Annotated[str, typer.Argument(help="Recording name (file stem) or id.")]
+# Files that leave the dataset name people by pseudonymous id and role; names are opt-in.
+WithNames = Annotated[bool, typer.Option("--with-names", help="Write participants' names too (default: ids and roles only).")]
 
 
 def fail(message: object, code: Exit = Exit.USAGE) -> NoReturn:

@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from .common import DEFAULT_DB, AsJson, Db, RecordingArg, dataset, err, fail, out, print_table
+from .common import DEFAULT_DB, AsJson, Db, RecordingArg, WithNames, dataset, err, fail, out, print_table
 
 speakers_app = typer.Typer(help="Who each diarised speaker is: list labels, assign participants and roles.\n\n"
                            "Example:\n\n  emessi speakers list G1_S3 --samples samples/", no_args_is_help=True)  # fmt: skip
@@ -229,12 +229,14 @@ def coding_export(
     coder: Coder,
     recording: Annotated[Optional[str], typer.Option("--recording", help="Only this recording (default: all).")] = None,
     out_path: Annotated[Optional[Path], typer.Option("--out", help="FILE.csv, FILE.xlsx, or a name without suffix for both (default coding-CODER).")] = None,
+    with_names: WithNames = False,
     db: Db = DEFAULT_DB,
 ) -> None:
     """Write a coding sheet (CSV and XLSX): one row per observation, one column per dimension.
 
     The coder's earlier codings are filled in; several codes in one cell are separated by ';'.
-    Fill `corrected_text` to correct a transcript line.
+    Fill `corrected_text` to correct a transcript line. Speakers are pseudonymous ids and roles
+    unless --with-names.
 
     Example:
 
@@ -246,7 +248,7 @@ def coding_export(
     targets = [target] if target.suffix.lower() in (".csv", ".xlsx") else [target.with_suffix(".csv"), target.with_suffix(".xlsx")]
     with dataset(db) as con:
         for t in targets:
-            export_sheet(con, coder, t, recording)
+            export_sheet(con, coder, t, recording, with_names)
     out.print("wrote " + ", ".join(str(t) for t in targets), highlight=False)
 
 
@@ -347,9 +349,13 @@ def coding_review(
 def export_table(
     name: Annotated[str, typer.Argument(help="Table or view, e.g. talk_per_participant, current_codings.")],
     target: Annotated[Path, typer.Argument(help="Output .parquet or .csv.")],
+    with_names: WithNames = False,
     db: Db = DEFAULT_DB,
 ) -> None:
     """Write any table or view to Parquet or CSV (for R, SPSS, pandas).
+
+    Columns with participants' names (participant_name; name of `participants`) are left out
+    unless --with-names.
 
     Example:
 
@@ -358,7 +364,7 @@ def export_table(
     from ..dataset.exports.table import export_relation
 
     with dataset(db) as con:
-        rows = export_relation(con, name, target)
+        rows = export_relation(con, name, target, with_names)
     out.print(f"{rows} rows → {target}", highlight=False)
 
 
@@ -367,9 +373,12 @@ def export_transcript(
     recording: Annotated[Optional[str], typer.Argument(help="Recording name or id (default: every recording).")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="md, srt, vtt, eaf (ELAN), or all.")] = "md",
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("transcripts"),
+    with_names: WithNames = False,
     db: Db = DEFAULT_DB,
 ) -> None:
-    """Write transcripts with names, roles and times (Markdown), subtitles (SRT, WebVTT) or ELAN .eaf.
+    """Write transcripts with speakers, roles and times (Markdown), subtitles (SRT, WebVTT) or ELAN .eaf.
+
+    Speakers are pseudonymous participant ids (or diarisation labels); names only with --with-names.
 
     Example:
 
@@ -383,7 +392,7 @@ def export_transcript(
         if any(f not in (*FORMATS, "eaf") for f in formats):
             raise DatasetError(f"--format {fmt}: use md, srt, vtt, eaf or all")
         recs = [recording] if recording else [r.recording_id for r in all_recordings(con)]
-        written = [write_transcript(con, r, f, out_dir) for r in recs for f in formats]
+        written = [write_transcript(con, r, f, out_dir, with_names) for r in recs for f in formats]
     out.print("\n".join(str(w) for w in written), highlight=False)
 
 
@@ -395,13 +404,15 @@ def export_qdpx_command(
     coder: Annotated[Optional[str], typer.Option("--coder", help="Only this coder's codings; every transcript is theirs (QualCoder keeps one coder per transcript).")] = None,
     relative_media: Annotated[bool, typer.Option("--relative-media", help="Link media by a path relative to the project file's folder (relative://), not an absolute path of this machine.")] = False,
     base_path: Annotated[Optional[str], typer.Option("--base-path", help="With --relative-media: the project file's folder as the receiving machine will see it (the project's basePath; default: that folder here).")] = None,
+    with_names: WithNames = False,
     db: Db = DEFAULT_DB,
 ) -> None:
     """Write a REFI-QDA project (QualCoder, ATLAS.ti, MAXQDA, NVivo), validated against its schema.
 
     Transcripts have sync points per observation, speakers are cases with role/group/session,
-    the codebook is the code system and codings are codings. Bring codings back with
-    `emessi coding import PROJECT.qdpx`. Moving it to each program: docs/qda.md.
+    the codebook is the code system and codings are codings; speakers are named by pseudonymous id
+    unless --with-names. Bring codings back with `emessi coding import PROJECT.qdpx`. Moving it to
+    each program: docs/qda.md.
 
     Examples:
 
@@ -416,7 +427,7 @@ def export_qdpx_command(
     if base_path is not None and not relative_media:
         fail("--base-path is the base of the relative media paths: give --relative-media too")
     with dataset(db) as con:
-        summary = export_qdpx(con, target, recording, include_media, coder, relative_media, base_path)
+        summary = export_qdpx(con, target, recording, include_media, coder, relative_media, base_path, with_names)
     out.print(f"{target}: {summary.sources} sources, {summary.selections} selections, {summary.codings} codings, "
               f"{summary.cases} cases (validated against the REFI-QDA project schema)", highlight=False)  # fmt: skip
     if summary.shared:

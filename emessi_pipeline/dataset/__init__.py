@@ -4,7 +4,7 @@
 read-only and a writing connection, transactions), ``load`` (one recording's load transaction,
 runs and failures), ``common`` (recording look-up, ids, errors), ``speakers``, ``codebook``,
 ``coding``, ``carry`` (codings across re-processing), ``review`` (what to check first),
-``agreement``, and ``exports`` (tables; transcript ``lines`` and the transcripts, ELAN and
+``agreement``, ``withdrawal`` (a participant's withdrawal, a recording's removal), and ``exports`` (tables; transcript ``lines`` and the transcripts, ELAN and
 REFI-QDA files made of them).
 
 Layer: above ``stages``; it may import ``stages`` (records) and ``config``, never ``runs``,
@@ -13,12 +13,14 @@ carry-over and review flags register themselves below, when the package is impor
 any import of one of its modules does first).
 """
 
-from . import carry, review
+from . import carry, review, withdrawal
 from .connection import register_migration
 from .load import register_load_hook
 
 # Carry-over first, then the flags: the order the load transaction has always run them in.
 register_load_hook(carry.on_load)
 register_load_hook(review.on_load)
+# Last: withdrawn speech is blanked after the flags (whose details quote text) are written.
+register_load_hook(withdrawal.on_load)
 # A database made before the review flags existed gets them for its current sets now.
 register_migration(review.fill_stale)

@@ -53,9 +53,10 @@ class ImportSummary:
 # ---------------------------------------------------------------- export
 
 
-def sheet_frame(con, coder: str, recording: str | None = None):
+def sheet_frame(con, coder: str, recording: str | None = None, with_names: bool = False):
     """The coding sheet as a DataFrame: one row per current observation, one column per dimension,
-    pre-filled with this coder's codings so far."""
+    pre-filled with this coder's codings so far. The participant column holds the pseudonymous id
+    (the name instead only with *with_names*: sheets go to coders outside the project)."""
     book = load_active(con)
     if book.version is None:
         raise DatasetError("no codebook yet: run `emessi codebook import FILE` first")
@@ -65,9 +66,10 @@ def sheet_frame(con, coder: str, recording: str | None = None):
     frame = con.execute(
         f"""SELECT observation_id, recording_name AS recording, group_id AS "group",
                    session_no AS session, seq, start_s, end_s, speaker_label,
-                   coalesce(participant_name, participant_id, '') AS participant, role, text
+                   coalesce(CASE WHEN ? THEN participant_name END, participant_id, '') AS participant,
+                   role, text
             FROM utterances {where} ORDER BY group_id, session_no, recording_name, seq""",
-        params,
+        [with_names, *params],
     ).df()
     frame.insert(frame.columns.get_loc("start_s"), "start", [clock(s, hours=True)[:-2] for s in frame["start_s"]])
     existing = defaultdict(list)
@@ -82,9 +84,9 @@ def sheet_frame(con, coder: str, recording: str | None = None):
     return frame
 
 
-def export_sheet(con, coder: str, out: Path, recording: str | None = None) -> Path:
+def export_sheet(con, coder: str, out: Path, recording: str | None = None, with_names: bool = False) -> Path:
     """Write the sheet as CSV or XLSX (by *out*'s suffix); XLSX gets a codebook tab and drop-downs."""
-    frame = sheet_frame(con, coder, recording)
+    frame = sheet_frame(con, coder, recording, with_names)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".xlsx":
         _write_xlsx(con, frame, out, coder)

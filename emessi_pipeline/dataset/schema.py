@@ -357,9 +357,21 @@ CREATE OR REPLACE VIEW current_review AS
     FROM review_flags f JOIN utterances u ON f.observation_id = u.observation_id;
 """
 
+# Withdrawals and removals (withdrawal.py): times and hashes, never what was said.
+PRIVACY = """
+CREATE TABLE IF NOT EXISTS withdrawals (
+    action_id VARCHAR, recording_id VARCHAR, start_s DOUBLE, end_s DOUBLE, drop_turns BOOLEAN,
+    withdrawn_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS removed_recordings (
+    recording_id VARCHAR PRIMARY KEY, content_sha256 VARCHAR, removed_at TIMESTAMP, action_id VARCHAR);
+CREATE TABLE IF NOT EXISTS privacy_log (
+    action_id VARCHAR PRIMARY KEY, kind VARCHAR, subject VARCHAR, done_at TIMESTAMP, done_by VARCHAR,
+    counts JSON);
+"""
+
 DATASET = TABLES + BASE_VIEWS + TALK_VIEWS + OVERLAP_VIEWS + BALANCE_VIEWS + CODE_VIEWS
 # In this order: the coded-dataset views read the ingest tables, the review view reads utterances.
-SCHEMA = INGEST + DATASET + REVIEW
+SCHEMA = INGEST + DATASET + REVIEW + PRIVACY
 
 # Every view above, for `emessi export` and the docs.
 VIEWS = (

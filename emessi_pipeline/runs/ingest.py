@@ -22,6 +22,7 @@ from ..config import Profile
 from ..dataset.connection import connect
 from ..dataset.load import (LoadedRecording, change_kind, finish_run, is_current, load_recording, record_failure,
                             resolve_failures, set_counts, start_run, unresolved_failure)  # fmt: skip
+from ..dataset.withdrawal import removed_on
 from ..stages import audio
 from ..stages.diarize import Diarizer, SpeakerCount, pipeline_identity
 from ..stages.models import MissingModelError
@@ -172,6 +173,7 @@ class Ingestor:
         if until in ("transcribe", "diarize", "align", "segment", "load") and not cached_only:
             devices.require(self.profile, until)
         with contextlib.ExitStack() as locks:
+            locks.enter_context(privacy.private_files())  # before the first folder or lock file
             locks.enter_context(RunLock(self.workspace.root / ".lock", "workspace", shared=shard is not None))
             if shard is not None:
                 locks.enter_context(RunLock(self.workspace.root / f".lock-{shard.name}", "shard"))
@@ -259,6 +261,10 @@ class Ingestor:
         except OSError as error:
             raise StageError("extract", f"{path}: cannot read it ({error.strerror or error})") from None
         result.recording_id = sha[:16]
+        if con is not None and (removed := removed_on(con, result.recording_id)) is not None:
+            # Before any model runs: its words must not come back into the workspace either.
+            raise StageError("discover", f"{path}: removed from the dataset on {removed:%Y-%m-%d} (emessi forget "
+                                         "--recording); take the file out of the folder")  # fmt: skip
         with _failing_as("extract", path):
             chain = Chain(self, path, sha, meta, result)
             if con is not None:

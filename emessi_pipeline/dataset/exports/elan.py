@@ -1,4 +1,5 @@
-"""ELAN .eaf: one tier per speaker, linked to the recording's media, written with pympi-ling."""
+"""ELAN .eaf: one tier per speaker (its pseudonymous id; names only with *with_names*), linked to the
+recording's media, written with pympi-ling."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from pathlib import Path
 from .lines import lines
 
 
-def write_eaf(con, recording: str, out_dir: Path) -> Path:
+def write_eaf(con, recording: str, out_dir: Path, with_names: bool = False) -> Path:
     from pympi.Elan import Eaf
 
-    rec, items = lines(con, recording)
+    rec, items = lines(con, recording, with_names)
     eaf = Eaf(author="emessi-pipeline")
     eaf.remove_tier("default")  # pympi starts every document with an empty tier
     media = Path(rec.path).resolve()

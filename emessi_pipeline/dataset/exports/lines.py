@@ -1,6 +1,9 @@
 """A recording's current observations as transcript lines: who said what, when, named by
-participant name, pseudonymous id or diarisation label, with the role. Every export that writes
-a transcript (Markdown, subtitles, ELAN, REFI-QDA) reads them from here."""
+pseudonymous participant id or diarisation label, with the role. Every export that writes a
+transcript (Markdown, subtitles, ELAN, REFI-QDA) reads them from here.
+
+Names stay in the `participants` table: a file that leaves the dataset is passed on, mailed and
+uploaded, so it carries a name only when the caller asks (*with_names*, `--with-names`)."""
 
 from __future__ import annotations
 
@@ -23,7 +26,8 @@ class Line:
 
     @property
     def speaker(self) -> str:
-        """Display name: the participant's name, else the pseudonymous id, else the label."""
+        """Display name: the participant's name (only when asked for), else the pseudonymous id,
+        else the label."""
         return self.participant_name or self.participant_id or self.speaker_label
 
     @property
@@ -32,11 +36,12 @@ class Line:
         return f"{self.speaker} ({ident}, {self.role})" if self.speaker != ident else f"{ident} ({self.role})"
 
 
-def lines(con, recording: str) -> tuple[Recording, list[Line]]:
+def lines(con, recording: str, with_names: bool = False) -> tuple[Recording, list[Line]]:
     rec = resolve_recording(con, recording)
     rows = con.execute(
-        """SELECT observation_id, seq, start_s, end_s, speaker_label, participant_id, participant_name, role, text
+        """SELECT observation_id, seq, start_s, end_s, speaker_label, participant_id,
+                  CASE WHEN ? THEN participant_name END, role, text
            FROM utterances WHERE recording_id = ? ORDER BY seq""",
-        [rec.recording_id],
+        [with_names, rec.recording_id],
     ).fetchall()
     return rec, [Line(*r) for r in rows]

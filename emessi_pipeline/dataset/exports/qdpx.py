@@ -79,12 +79,14 @@ class ExportSummary:
 
 
 def export_qdpx(con, out: Path, recordings: list[str] | None = None, include_media: bool = False,
-                coder: str | None = None, relative_media: bool = False, base_path: str | None = None) -> ExportSummary:
+                coder: str | None = None, relative_media: bool = False, base_path: str | None = None,
+                with_names: bool = False) -> ExportSummary:
     """Write the project to `out`.
 
     coder: only this coder's codings, and every transcript owned by them (QualCoder's one owner per
     transcript). relative_media: link media not copied in as `relative://` paths from the project
     file's folder, with the project's basePath set to `base_path` or else to that folder here.
+    with_names: speakers by name instead of their pseudonymous participant id.
     """
     recs = [resolve_recording(con, r) for r in recordings] if recordings else all_recordings(con)
     if not recs:
@@ -124,7 +126,7 @@ def export_qdpx(con, out: Path, recordings: list[str] | None = None, include_med
     n_sel = n_cases = 0
     shared = []
     for rec in recs:
-        rec, items = lines(con, rec.recording_id)
+        rec, items = lines(con, rec.recording_id, with_names)
         n_sel += len(items)
         media = Path(rec.path)
         source_guid = guid("source", rec.recording_id)

@@ -1,4 +1,5 @@
-"""Readable per-recording transcripts (Markdown) and subtitles (SRT, WebVTT) with speaker names."""
+"""Readable per-recording transcripts (Markdown) and subtitles (SRT, WebVTT) with speaker ids and
+roles (names only with *with_names*, see ``lines``)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from .elan import write_eaf
 from .lines import lines
 
 
-def markdown(con, recording: str) -> str:
-    rec, items = lines(con, recording)
+def markdown(con, recording: str, with_names: bool = False) -> str:
+    rec, items = lines(con, recording, with_names)
     meta = con.execute("SELECT session_date, duration_s FROM recordings WHERE recording_id = ?", [rec.recording_id]).fetchone()
     out = [f"# {rec.name}", ""]
     facts = [("group", rec.group_id), ("session", rec.session_no), ("date", meta[0]),
@@ -27,14 +28,14 @@ def markdown(con, recording: str) -> str:
     return "\n".join(out)
 
 
-def srt(con, recording: str) -> str:
-    _, items = lines(con, recording)
+def srt(con, recording: str, with_names: bool = False) -> str:
+    _, items = lines(con, recording, with_names)
     cues = [f"{i}\n{clock(x.start_s, ',')} --> {clock(x.end_s, ',')}\n{x.speaker}: {x.text}\n" for i, x in enumerate(items, 1)]
     return "\n".join(cues)
 
 
-def webvtt(con, recording: str) -> str:
-    _, items = lines(con, recording)
+def webvtt(con, recording: str, with_names: bool = False) -> str:
+    _, items = lines(con, recording, with_names)
     cues = [
         f"{x.observation_id}\n{clock(x.start_s)} --> {clock(x.end_s)}\n<v {_vtt_escape(x.speaker)}>{_vtt_escape(x.text)}\n"
         for x in items
@@ -49,11 +50,11 @@ def _vtt_escape(text: str) -> str:
 FORMATS = {"md": markdown, "srt": srt, "vtt": webvtt}
 
 
-def write_transcript(con, recording: str, fmt: str, out_dir: Path) -> Path:
+def write_transcript(con, recording: str, fmt: str, out_dir: Path, with_names: bool = False) -> Path:
     if fmt == "eaf":
-        return write_eaf(con, recording, out_dir)
+        return write_eaf(con, recording, out_dir, with_names)
     rec = resolve_recording(con, recording)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{rec.name}.{fmt}"
-    target.write_text(FORMATS[fmt](con, recording), encoding="utf-8")
+    target.write_text(FORMATS[fmt](con, recording, with_names), encoding="utf-8")
     return target
