@@ -64,11 +64,13 @@ def print_table(columns: list[str], rows) -> None:
 
 @contextmanager
 def dataset(db: Path, write: bool = False) -> Iterator:
-    """An open connection; DatasetError and lock/missing-file errors become exit codes."""
+    """An open connection (the locked-down reader unless *write*); DatasetError, lock and
+    missing-file errors become exit codes, and a missing view in a database an older version made
+    says how to upgrade it."""
     import duckdb
 
     from ..dataset.common import DatasetError
-    from ..dataset.connection import DatabaseBusyError, connect
+    from ..dataset.connection import DatabaseBusyError, connect, outdated
 
     if not db.exists():
         err.print(f"[red]error:[/] {db}: no such database (run `emessi ingest` first, or pass --db)", highlight=False)
@@ -84,7 +86,9 @@ def dataset(db: Path, write: bool = False) -> Iterator:
         err.print(f"[red]error:[/] {error}", highlight=False)
         raise typer.Exit(Exit.USAGE)
     except duckdb.Error as error:
-        err.print(f"[red]error:[/] {' '.join(str(error).split())}", highlight=False)
+        hint = outdated(con, db) if isinstance(error, duckdb.CatalogException) else None
+        message = " ".join(str(error).split()) + (f" ({hint})" if hint else "")
+        err.print(f"[red]error:[/] {message}", highlight=False)
         raise typer.Exit(Exit.USAGE)
     finally:
         con.close()

@@ -1,12 +1,20 @@
-"""Any table or view to Parquet or CSV, with DuckDB's own writer (no pyarrow needed)."""
+"""Any table or view to Parquet or CSV, fetched from the reader as Arrow and written here.
+
+The reader cannot write files (external access is off, see ``connection.READER_CONFIG``), so
+DuckDB's ``COPY … TO`` is not available to it; Arrow keeps the column types exactly for Parquet.
+CSV text cells that a spreadsheet would run as formulas get a leading ``'`` (``cells``); Parquet
+keeps every value as it is, so analyses in R or pandas read the Parquet file.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from ..cells import csv_safe_frame
 from ..common import DatasetError
 
-FORMATS = {".parquet": "(FORMAT parquet)", ".csv": "(FORMAT csv, HEADER true)"}
+FORMATS = (".parquet", ".csv")
 
 
 def relations(con) -> list[str]:
@@ -18,13 +26,24 @@ def relations(con) -> list[str]:
 
 def export_relation(con, name: str, out: Path) -> int:
     """Write table or view *name* to *out* (.parquet or .csv); returns the number of rows."""
-    options = FORMATS.get(out.suffix.lower())
-    if options is None:
+    import pyarrow.parquet as pq
+
+    suffix = out.suffix.lower()
+    if suffix not in FORMATS:
         raise DatasetError(f"{out}: write .parquet or .csv")
     known = relations(con)
     if name not in known:
         raise DatasetError(f"no table or view {name!r}; there are: {', '.join(known)}")
+    relation = con.sql(f'SELECT * FROM "{name}"')
+    table = relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()
     out.parent.mkdir(parents=True, exist_ok=True)
-    path = str(out).replace("'", "''")
-    con.execute(f"COPY (SELECT * FROM \"{name}\") TO '{path}' {options}")
-    return con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
+    partial = out.with_name(f".{out.name}.partial")  # a failed write leaves no half file under the name
+    try:
+        if suffix == ".parquet":
+            pq.write_table(table, partial)
+        else:
+            csv_safe_frame(table.to_pandas()).to_csv(partial, index=False, encoding="utf-8")
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+    return table.num_rows
