@@ -25,6 +25,7 @@ from importlib import resources
 from pathlib import Path
 
 from ...version import __version__
+from ..archives import check_archive
 from ..codebook import load_active
 from ..coding import CodingChange, ImportSummary, apply_change, plan_change
 from ..connection import transaction
@@ -205,6 +206,7 @@ def _cases(cases_el, rec: Recording, items) -> int:
 
 def read_qdpx_codings(con, path: Path, default_coder: str | None = None) -> tuple[dict, list[str]]:
     """{coder: {(observation, dimension): {codes}}} and every problem found."""
+    check_archive(path, "REFI-QDA project", read=lambda name: name == "project.qde")  # media stay packed
     try:
         with zipfile.ZipFile(path) as archive:
             qde = archive.read("project.qde")
