@@ -73,22 +73,22 @@ def dataset(db: Path, write: bool = False) -> Iterator:
     from ..dataset.connection import DatabaseBusyError, connect, outdated
 
     if not db.exists():
-        err.print(f"[red]error:[/] {db}: no such database (run `emessi ingest` first, or pass --db)", highlight=False)
+        err.print(f"[red]error:[/] {db}: no such database (run `emessi ingest` first, or pass --db)", highlight=False, soft_wrap=True)
         raise typer.Exit(Exit.USAGE)
     try:
         con = connect(db, read_only=not write)
     except DatabaseBusyError as error:
-        err.print(f"[red]error:[/] {error}", highlight=False)
+        err.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(Exit.NOTHING_DONE)
     try:
         yield con
     except DatasetError as error:
-        err.print(f"[red]error:[/] {error}", highlight=False)
+        err.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(Exit.USAGE)
     except duckdb.Error as error:
         hint = outdated(con, db) if isinstance(error, duckdb.CatalogException) else None
         message = " ".join(str(error).split()) + (f" ({hint})" if hint else "")
-        err.print(f"[red]error:[/] {message}", highlight=False)
+        err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
         raise typer.Exit(Exit.USAGE)
     finally:
         con.close()

@@ -82,10 +82,10 @@ def upgrade(db: Db = DEFAULT_DB) -> None:
         before = outdated(con, db)
         con.close()
         if before is None:
-            out.print(f"{db}: already up to date (schema {SCHEMA_VERSION})", highlight=False)
+            out.print(f"{db}: already up to date (schema {SCHEMA_VERSION})", highlight=False, soft_wrap=True)
             return
         with open_writer(db):
             pass
     except DatabaseBusyError as error:
         fail(error, Exit.NOTHING_DONE)
-    out.print(f"{db}: brought up to date (schema {SCHEMA_VERSION})", highlight=False)
+    out.print(f"{db}: brought up to date (schema {SCHEMA_VERSION})", highlight=False, soft_wrap=True)

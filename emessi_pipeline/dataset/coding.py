@@ -159,7 +159,7 @@ def read_sheet(path: Path) -> tuple[list[str], list[SheetRow]]:
 def _read_xlsx(path: Path) -> tuple[list[str], list[SheetRow]]:
     from openpyxl import load_workbook
 
-    check_archive(path, "XLSX sheet")
+    check_archive(path, "sheet (.xlsx)")
     try:
         wb = load_workbook(path, read_only=True, data_only=True)
     except Exception as error:  # openpyxl raises several unrelated types for a bad file

@@ -206,7 +206,7 @@ def _cases(cases_el, rec: Recording, items) -> int:
 
 def read_qdpx_codings(con, path: Path, default_coder: str | None = None) -> tuple[dict, list[str]]:
     """{coder: {(observation, dimension): {codes}}} and every problem found."""
-    check_archive(path, "REFI-QDA project", read=lambda name: name == "project.qde")  # media stay packed
+    check_archive(path, "project (.qdpx)", read=lambda name: name == "project.qde")  # media stay packed
     try:
         with zipfile.ZipFile(path) as archive:
             qde = archive.read("project.qde")
