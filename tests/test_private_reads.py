@@ -5,6 +5,7 @@ bounded, and an ingest and a query need no network at all (a namespace without o
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import json
 import shutil
@@ -192,9 +193,11 @@ def test_a_formula_in_a_correction_stays_text_in_every_sheet_and_round_trips(db,
     assert emessi("coding", "export", "--coder", "anna", "--recording", DEMO, "--out", first, "--db", db).exit_code == 0
     with open(first, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    typed = {rows[0]["observation_id"]: FORMULA, rows[1]["observation_id"]: "@SUM(1+1)", rows[2]["observation_id"]: "'=quoted"}
-    for row in rows:  # as a coder types them in a text editor: no quoting of their own
-        row["corrected_text"] = typed.get(row["observation_id"], "")
+    # As a coder types them in a text editor; a leading ' means what it means in a spreadsheet.
+    raw = {rows[0]["observation_id"]: FORMULA, rows[1]["observation_id"]: "@SUM(1+1)", rows[2]["observation_id"]: "'-quoted"}
+    typed = raw | {rows[2]["observation_id"]: "-quoted"}
+    for row in rows:
+        row["corrected_text"] = raw.get(row["observation_id"], "")
     with open(first, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -256,13 +259,15 @@ def test_ingest_and_query_succeed_in_a_network_namespace_without_interfaces(tmp_
     made = subprocess.run(["unshare", "--net", "true"], capture_output=True, text=True)
     if made.returncode != 0:
         pytest.fail(f"cannot make a network namespace (needs root or CAP_SYS_ADMIN): {made.stderr.strip()}")
-    canary = ("import os, socket\n"
-              "print(sorted(os.listdir('/sys/class/net')), open('/sys/class/net/lo/operstate').read().strip())\n"
-              "try:\n    socket.create_connection(('1.1.1.1', 53), timeout=2)\nexcept OSError as e:\n    print(e.errno)\n")  # fmt: skip
+    # The namespace's own view (sysfs still shows the host's): only a loopback, and it is down,
+    # so even 127.0.0.1 is unreachable.
+    canary = ("import socket\nprint([name for _, name in socket.if_nameindex()])\n"
+              "for address in (('1.1.1.1', 53), ('127.0.0.1', 9)):\n"
+              "    try:\n        socket.create_connection(address, timeout=2)\n"
+              "    except OSError as error:\n        print(error.errno)\n")  # fmt: skip
     seen = _no_network(sys.executable, "-c", canary, cwd=tmp_path)
-    import errno
-
-    assert seen.stdout.split("\n")[:2] == ["['lo'] down", str(errno.ENETUNREACH)], seen.stdout + seen.stderr
+    unreachable = str(errno.ENETUNREACH)
+    assert seen.stdout.split() == ["['lo']", unreachable, unreachable], seen.stdout + seen.stderr
     rec = tmp_path / "rec"
     rec.mkdir()
     ffmpeg("-i", str(shared("picovoice_falcon_test", "test.wav")), "-t", "6", str(rec / "clip.wav"))
