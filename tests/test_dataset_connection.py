@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from emessi_pipeline.dataset import carry, load, review, withdrawal
-from emessi_pipeline.dataset.connection import SCHEMA_VERSION, connect, open_reader, open_writer
+from emessi_pipeline.dataset.connection import SCHEMA_VERSION, DatabaseBusyError, connect, open_reader, open_writer
 from emessi_pipeline.dataset.speakers import write_assignment
 from emessi_pipeline.stages.records import (AlignedWord, Alignment, Diarization, MediaInfo, Observation, Observations,
                                             RecordingMeta, Segment, SpeakerTurn, Transcript)  # fmt: skip
@@ -51,15 +51,39 @@ def test_a_reader_reads_writes_nothing_and_loads_no_extension_by_itself(tmp_path
     con = open_reader(db)
     try:
         settings = con.execute("SELECT current_setting('autoinstall_known_extensions'), "
-                               "current_setting('autoload_known_extensions')").fetchone()  # fmt: skip
-        assert settings == (False, False)
+                               "current_setting('autoload_known_extensions'), current_setting('enable_external_access'), "
+                               "current_setting('lock_configuration')").fetchone()  # fmt: skip
+        assert settings == (False, False, False, True)
+        assert con.execute("SELECT run_id FROM runs").fetchall() == [("r1",)]
         with pytest.raises(duckdb.Error, match="read-only"):
             con.execute("DELETE FROM runs")
         out = tmp_path / "runs.csv"
-        con.execute(f"COPY runs TO '{out}' (FORMAT csv, HEADER true)")  # exports still write files
-        assert "r1" in out.read_text()
+        with pytest.raises(duckdb.PermissionException):  # exports write from Python, not COPY
+            con.execute(f"COPY runs TO '{out}' (FORMAT csv, HEADER true)")
+        with pytest.raises(duckdb.Error, match="locked"):
+            con.execute("SET enable_external_access = true")
+        assert not out.exists()
     finally:
         con.close()
+
+
+def test_a_reader_and_a_writer_take_turns_in_one_process(tmp_path):
+    db = tmp_path / "d.duckdb"
+    with open_writer(db) as con:
+        load.start_run(con, "r1", "test", "test", {}, {})
+    first, second = open_reader(db), open_reader(db)  # readers share one configuration
+    assert first.execute("SELECT count(*) FROM runs").fetchone() == second.execute("SELECT count(*) FROM runs").fetchone() == (1,)
+    with pytest.raises(DatabaseBusyError, match="already open in this program for reading"):
+        with open_writer(db):
+            pass
+    first.close(), second.close()
+    with open_writer(db) as con:  # and after the readers, the writer again
+        load.start_run(con, "r2", "test", "test", {}, {})
+        with pytest.raises(DatabaseBusyError, match="already open in this program for writing"):
+            open_reader(db)
+    reader = open_reader(db)
+    assert reader.execute("SELECT count(*) FROM runs").fetchone() == (2,)
+    reader.close()
 
 
 def test_a_writer_is_closed_on_leaving_its_block(tmp_path):

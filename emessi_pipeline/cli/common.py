@@ -66,27 +66,31 @@ def print_table(columns: list[str], rows) -> None:
 
 @contextmanager
 def dataset(db: Path, write: bool = False) -> Iterator:
-    """An open connection; DatasetError and lock/missing-file errors become exit codes."""
+    """An open connection (the locked-down reader unless *write*); DatasetError, lock and
+    missing-file errors become exit codes, and a missing view in a database an older version made
+    says how to upgrade it."""
     import duckdb
 
     from ..dataset.common import DatasetError
-    from ..dataset.connection import DatabaseBusyError, connect
+    from ..dataset.connection import DatabaseBusyError, connect, outdated
 
     if not db.exists():
-        err.print(f"[red]error:[/] {db}: no such database (run `emessi ingest` first, or pass --db)", highlight=False)
+        err.print(f"[red]error:[/] {db}: no such database (run `emessi ingest` first, or pass --db)", highlight=False, soft_wrap=True)
         raise typer.Exit(Exit.USAGE)
     try:
         con = connect(db, read_only=not write)
     except DatabaseBusyError as error:
-        err.print(f"[red]error:[/] {error}", highlight=False)
+        err.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(Exit.NOTHING_DONE)
     try:
         yield con
     except DatasetError as error:
-        err.print(f"[red]error:[/] {error}", highlight=False)
+        err.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(Exit.USAGE)
     except duckdb.Error as error:
-        err.print(f"[red]error:[/] {' '.join(str(error).split())}", highlight=False)
+        hint = outdated(con, db) if isinstance(error, duckdb.CatalogException) else None
+        message = " ".join(str(error).split()) + (f" ({hint})" if hint else "")
+        err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
         raise typer.Exit(Exit.USAGE)
     finally:
         con.close()

@@ -45,9 +45,9 @@ def demo(
 
 
 def _example_query(db: Path) -> None:
-    from ..dataset.connection import connect
+    from ..dataset.connection import open_reader
 
-    con = connect(db, read_only=True)
+    con = open_reader(db)
     rows = con.execute(
         "SELECT speaker_label, count(*) AS turns, round(sum(duration_s), 1) AS seconds "
         "FROM current_observations GROUP BY 1 ORDER BY 1"

@@ -14,6 +14,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .archives import check_archive
+from .cells import append_text_row, csv_safe_frame, from_csv_cell
 from .codebook import MULTI_SEPARATOR, ActiveCodebook, load_active
 from .connection import transaction
 from .common import DatasetError, clock, new_id, now, resolve_recording
@@ -85,13 +87,14 @@ def sheet_frame(con, coder: str, recording: str | None = None, with_names: bool 
 
 
 def export_sheet(con, coder: str, out: Path, recording: str | None = None, with_names: bool = False) -> Path:
-    """Write the sheet as CSV or XLSX (by *out*'s suffix); XLSX gets a codebook tab and drop-downs."""
+    """Write the sheet as CSV or XLSX (by *out*'s suffix); XLSX gets a codebook tab and drop-downs.
+    No text becomes a formula (``cells``): transcripts and corrections are data from outside."""
     frame = sheet_frame(con, coder, recording, with_names)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".xlsx":
         _write_xlsx(con, frame, out, coder)
     else:
-        frame.to_csv(out, index=False, encoding="utf-8")
+        csv_safe_frame(frame).to_csv(out, index=False, encoding="utf-8")
     return out
 
 
@@ -103,20 +106,20 @@ def _write_xlsx(con, frame, out: Path, coder: str) -> None:
     wb = Workbook()
     sheet = wb.active
     sheet.title = "coding"
-    sheet.append(list(frame.columns))
+    append_text_row(sheet, list(frame.columns))
     for row in frame.itertuples(index=False):
-        sheet.append([None if v is None or v != v else v for v in row])  # NaN -> empty
+        append_text_row(sheet, [None if v is None or v != v else v for v in row])  # NaN -> empty
     sheet.freeze_panes = "B2"
     codes_tab = wb.create_sheet("codebook")
-    codes_tab.append(["dimension", "code", "label", "description", "retired", "several allowed"])
+    append_text_row(codes_tab, ["dimension", "code", "label", "description", "retired", "several allowed"])
     rows = con.execute(
         "SELECT c.dimension, c.code, c.label, c.description, c.retired, d.multiple FROM codebook_codes c "
         "JOIN codebook_dimensions d USING (dimension) ORDER BY d.position, c.retired, c.position"
     ).fetchall()
     for r in rows:
-        codes_tab.append(list(r))
+        append_text_row(codes_tab, list(r))
     codes_tab.append([])
-    codes_tab.append([f"coder: {coder}; several codes in one cell: separate with '{MULTI_SEPARATOR}'"])
+    append_text_row(codes_tab, [f"coder: {coder}; several codes in one cell: separate with '{MULTI_SEPARATOR}'"])
     # Drop-downs only where one code is allowed: a list validation would reject "a;b".
     columns = list(frame.columns)
     for dim, multiple in book.dimensions.items():
@@ -148,7 +151,7 @@ def read_sheet(path: Path) -> tuple[list[str], list[SheetRow]]:
                 if any(c.strip() for c in cells):
                     if len(cells) > len(header):
                         raise DatasetError(f"{path}: line {start}: {len(cells)} cells but the header has {len(header)}")
-                    rows.append(SheetRow(start, dict(zip(header, (c.strip() for c in cells)))))
+                    rows.append(SheetRow(start, dict(zip(header, (from_csv_cell(c.strip()) for c in cells)))))
                 start = reader.line_num + 1
     except (csv.Error, UnicodeDecodeError) as error:
         raise DatasetError(f"{path}: not a readable CSV sheet: {error}") from None
@@ -158,6 +161,7 @@ def read_sheet(path: Path) -> tuple[list[str], list[SheetRow]]:
 def _read_xlsx(path: Path) -> tuple[list[str], list[SheetRow]]:
     from openpyxl import load_workbook
 
+    check_archive(path, "sheet (.xlsx)")
     try:
         wb = load_workbook(path, read_only=True, data_only=True)
     except Exception as error:  # openpyxl raises several unrelated types for a bad file

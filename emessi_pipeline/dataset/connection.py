@@ -1,13 +1,18 @@
 """Connections to the DuckDB dataset: opening (with a wait for another program's lock), the schema
 and its migrations, and transactions.
 
-Two roles: ``open_reader`` for everything that only reads (queries, exports, evaluation) and
-``open_writer`` for a short-lived writing connection that is closed on leaving its ``with``
+Two roles: ``open_reader`` for everything that only reads (queries, exports, evaluation, status)
+and ``open_writer`` for a short-lived writing connection that is closed on leaving its ``with``
 block. ``connect`` is the one both build on. The DDL text lives in ``schema``.
+
+A reader is the one locked-down connection: it runs what a person types (`emessi query`), so it
+reads the dataset file and nothing else. It never writes, not even to bring an old schema up to
+date: only a writing open migrates (any writing command, or `emessi upgrade`).
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,10 +26,25 @@ from .schema import SCHEMA
 # (TIMESTAMPTZ), recordings replaced by a changed file at the same path
 SCHEMA_VERSION = "4"
 
-# A reader runs what it is given (`emessi query`), so it gets no extension DuckDB would fetch or
-# load behind its back. Set with SET, not at connect: DuckDB refuses a second connection to the
-# same file with another configuration, and a reader may be opened while another one is open.
-READER_SETTINGS = ("SET autoinstall_known_extensions = false", "SET autoload_known_extensions = false")
+# DuckDB's `read_only` alone is no sandbox: COPY TO, ATTACH, read_csv('/etc/passwd'), INSTALL
+# all still work. With external access off DuckDB opens no file but the database it was started
+# on (and no URL), loads no extension, and `lock_configuration` stops SET/PRAGMA from turning any
+# of it back on. Given at connect, so every reader in this process has the same configuration:
+# DuckDB refuses a second connection to one file with another configuration (a writer and a
+# reader of the same file cannot be open at once in one process; close the one before the other).
+READER_CONFIG = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "lock_configuration": True,
+}
+
+# What `emessi query` may run: DESCRIBE, SHOW, SUMMARIZE, VALUES, FROM-first and WITH … SELECT
+# all parse as SELECT; EXPLAIN is checked on the statement it explains (EXPLAIN ANALYZE runs it).
+READING_KINDS = "SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE or EXPLAIN"
+_EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?:ANALY[SZ]E\s+)?(?:\([^)]*\)\s*)?", re.IGNORECASE)
+
 
 Migration = Callable[[duckdb.DuckDBPyConnection], object]
 _MIGRATIONS: list[Migration] = []
@@ -32,6 +52,10 @@ _MIGRATIONS: list[Migration] = []
 
 class DatabaseBusyError(RuntimeError):
     """Another program holds the DuckDB file open for writing."""
+
+
+class QueryRefused(ValueError):
+    """A statement that is not one reading statement, or reaches outside the dataset."""
 
 
 def register_migration(step: Migration) -> None:
@@ -42,30 +66,64 @@ def register_migration(step: Migration) -> None:
 
 
 def connect(path: Path, read_only: bool = False, wait: float = 0.0) -> duckdb.DuckDBPyConnection:
-    """Open the dataset, creating the schema on first write; wait up to *wait* s for a lock.
+    """Open the dataset; wait up to *wait* s for another program's lock.
 
-    A read-only open of a database made by an older version first brings its schema up to date
-    (when no other program holds it), so queries and views work on old files too.
+    A writing open creates the schema, or brings an older version's up to date. A read-only open
+    is the locked-down reader (:data:`READER_CONFIG`) and changes nothing, so a database an older
+    version made stays as it is; :func:`outdated` says so, for the message when a view is missing.
     """
     if read_only and not Path(path).exists():
         raise FileNotFoundError(f"{path}: no such database (run `emessi ingest` first)")
-    con = _open(path, read_only, wait)
-    if read_only and _schema_version(con) != SCHEMA_VERSION:
-        con.close()
-        try:
-            _open(path, False, 0.0).close()
-        except DatabaseBusyError:
-            pass  # a writer holds it: read what is there
-        con = _open(path, True, wait)
-    return con
+    return _open(path, read_only, wait)
 
 
 def open_reader(path: Path, wait: float = 0.0) -> duckdb.DuckDBPyConnection:
-    """A read-only connection that installs and loads no DuckDB extension by itself."""
-    con = connect(path, read_only=True, wait=wait)
-    for setting in READER_SETTINGS:
-        con.execute(setting)
-    return con
+    """The read-only, locked-down connection every read path uses (see :data:`READER_CONFIG`)."""
+    return connect(path, read_only=True, wait=wait)
+
+
+def outdated(con: duckdb.DuckDBPyConnection, path: Path | str = "the database") -> str | None:
+    """Why a reader may miss tables or views: the file was made by an older version (None if not)."""
+    version = _schema_version(con)
+    if version == SCHEMA_VERSION or version is None and not _has_table(con, "observations"):
+        return None  # current, or not an emessi dataset at all (nothing to upgrade)
+    return (f"{path} was made by an older emessi (schema {version or 1}, this version reads {SCHEMA_VERSION}) "
+            f"and reading never changes it; bring it up to date with `emessi upgrade --db {path}` "
+            f"(any writing command, such as `emessi ingest`, does it too)")  # fmt: skip
+
+
+def check_reading(sql: str) -> str:
+    """*sql* if it is exactly one reading statement; else :class:`QueryRefused` saying why."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as error:
+        raise QueryRefused(" ".join(str(error).split())) from None
+    if len(statements) != 1:
+        raise QueryRefused(f"{len(statements)} statements given; emessi query runs exactly one "
+                           f"({READING_KINDS})")  # fmt: skip
+    statement = statements[0]
+    kind = statement.type
+    if kind == duckdb.StatementType.EXPLAIN:
+        explained = _EXPLAIN.sub("", statement.query, count=1)
+        if explained == statement.query:
+            raise QueryRefused("EXPLAIN of what? write EXPLAIN [ANALYZE] followed by a reading statement")
+        check_reading(explained)
+    elif kind != duckdb.StatementType.SELECT:
+        word = re.match(r"\s*([A-Za-z]+)", statement.query)  # INSTALL, not DuckDB's kind LOAD
+        raise QueryRefused(f"{word.group(1).upper() if word else kind.name} is not allowed: the dataset is "
+                           f"read-only here; emessi query runs one {READING_KINDS}")  # fmt: skip
+    return sql
+
+
+def read_query(con: duckdb.DuckDBPyConnection, sql: str):
+    """Run one checked reading statement on a reader and return its rows as a DataFrame."""
+    check_reading(sql)
+    try:
+        return con.execute(sql).df()
+    except duckdb.PermissionException as error:
+        said = " ".join(str(error).split("\nLINE ")[0].split())  # DuckDB's caret drawing is not one line
+        raise QueryRefused("it reaches outside the dataset (files, URLs, extensions and settings are off "
+                           f"in a reader): {said}") from None  # fmt: skip
 
 
 @contextmanager
@@ -98,11 +156,18 @@ def _schema_version(con) -> str | None:
     return row[0] if row else None
 
 
+def _has_table(con, name: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchone()[0])
+
+
 def _open(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + wait
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
+            if read_only:
+                con = duckdb.connect(str(path), read_only=True, config=READER_CONFIG)
+            else:
+                con = duckdb.connect(str(path))
             break
         except duckdb.IOException as error:
             if "lock" not in str(error).lower():
@@ -113,6 +178,13 @@ def _open(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection
                     f"writer); close it, or pass --wait SECONDS to retry"
                 ) from None
             time.sleep(0.5)
+        except duckdb.ConnectionException as error:
+            if "different configuration" not in str(error):
+                raise
+            raise DatabaseBusyError(
+                f"{path}: already open in this program for {'writing' if read_only else 'reading'}; DuckDB "
+                f"gives one file one kind of connection per process: close that one first"
+            ) from None
     if not read_only:
         _migrate(con)
     return con

@@ -241,9 +241,9 @@ def _with_uem_files(items: list, options: EvalOptions) -> tuple[list, EvalOption
 def _connection(con_or_path):
     """An open connection as given (left open), or one opened read-only and closed on exit."""
     if isinstance(con_or_path, (str, Path)):
-        from ..dataset.connection import connect
+        from ..dataset.connection import open_reader
 
-        return closing(connect(Path(con_or_path), read_only=True))
+        return closing(open_reader(Path(con_or_path)))
     return nullcontext(con_or_path)
 
 

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..dataset.connection import connect
+from ..dataset.connection import open_reader
 from .lock import RunLock
 from .workspace import Workspace
 
@@ -25,7 +25,7 @@ class CleanReport:
 
 
 def _current_keys(database_path: Path) -> set[str]:
-    con = connect(database_path, read_only=True)
+    con = open_reader(database_path)
     try:
         rows = con.execute(
             "SELECT s.params FROM observation_sets s JOIN recordings r ON s.set_id = r.current_set_id"

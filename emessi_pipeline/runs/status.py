@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..dataset.connection import connect
+from ..dataset.connection import open_reader
 from ..dataset.load import is_current, unresolved_failure
 from ..stages import audio
 from .chain import STAGES, Chain, Host
@@ -32,7 +32,7 @@ def recording_status(host: Host, database_path: Path | None, source: Path,
     con, note = None, None
     if database_path and Path(database_path).exists():
         try:
-            con = connect(database_path, read_only=True)
+            con = open_reader(database_path)
         except Exception as error:  # noqa: BLE001 - status must still show the workspace
             note = f"database not readable now ({' '.join(str(error).split())[:120]})"
     rows = [_row(host, p, source, manifest, index, con) for p in audio.find_recordings(source)]

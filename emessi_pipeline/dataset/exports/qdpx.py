@@ -32,6 +32,7 @@ from importlib import resources
 from pathlib import Path
 
 from ...version import __version__
+from ..archives import check_archive
 from ..codebook import load_active
 from ..coding import CodingChange, ImportSummary, apply_change, plan_change
 from ..connection import transaction
@@ -247,6 +248,7 @@ def _cases(cases_el, rec: Recording, items) -> int:
 
 def read_qdpx_codings(con, path: Path, default_coder: str | None = None) -> tuple[dict, list[str]]:
     """{coder: {(observation, dimension): {codes}}} and every problem found."""
+    check_archive(path, "project (.qdpx)", read=lambda name: name == "project.qde")  # media stay packed
     try:
         with zipfile.ZipFile(path) as archive:
             qde = archive.read("project.qde")

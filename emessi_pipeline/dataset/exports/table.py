@@ -1,12 +1,20 @@
-"""Any table or view to Parquet or CSV, with DuckDB's own writer (no pyarrow needed)."""
+"""Any table or view to Parquet or CSV, fetched from the reader as Arrow and written here.
+
+The reader cannot write files (external access is off, see ``connection.READER_CONFIG``), so
+DuckDB's ``COPY … TO`` is not available to it; Arrow keeps the column types exactly for Parquet.
+CSV text cells that a spreadsheet would run as formulas get a leading ``'`` (``cells``); Parquet
+keeps every value as it is, so analyses in R or pandas read the Parquet file.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from ..cells import csv_safe_frame
 from ..common import DatasetError
 
-FORMATS = {".parquet": "(FORMAT parquet)", ".csv": "(FORMAT csv, HEADER true)"}
+FORMATS = (".parquet", ".csv")
 
 
 def relations(con) -> list[str]:
@@ -26,16 +34,27 @@ def export_relation(con, name: str, out: Path, with_names: bool = False) -> int:
 
     Without *with_names* the columns holding participants' names are left out (the pseudonymous
     `participant_id` and the role stay)."""
-    options = FORMATS.get(out.suffix.lower())
-    if options is None:
+    import pyarrow.parquet as pq
+
+    suffix = out.suffix.lower()
+    if suffix not in FORMATS:
         raise DatasetError(f"{out}: write .parquet or .csv")
     known = relations(con)
     if name not in known:
         raise DatasetError(f"no table or view {name!r}; there are: {', '.join(known)}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    path = str(out).replace("'", "''")
     columns = [r[0] for r in con.execute(f'DESCRIBE "{name}"').fetchall()]
     hidden = set() if with_names else (NAME_COLUMNS | NAME_COLUMNS_OF.get(name, set())) & set(columns)
-    exclude = f" EXCLUDE ({', '.join(chr(34) + c + chr(34) for c in sorted(hidden))})" if hidden else ""
-    con.execute(f"COPY (SELECT *{exclude} FROM \"{name}\") TO '{path}' {options}")
-    return con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
+    kept = ", ".join(f'"{c}"' for c in columns if c not in hidden)
+    relation = con.sql(f'SELECT {kept} FROM "{name}"')
+    table = relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial")  # a failed write leaves no half file under the name
+    try:
+        if suffix == ".parquet":
+            pq.write_table(table, partial)
+        else:
+            csv_safe_frame(table.to_pandas()).to_csv(partial, index=False, encoding="utf-8")
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+    return table.num_rows
