@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from emessi_pipeline.cli import Exit, app
 from emessi_pipeline.dataset import load
-from emessi_pipeline.dataset.connection import open_writer
+from emessi_pipeline.dataset.connection import SCHEMA_VERSION, open_writer
 
 from .conftest import REPO, copy_to, ffmpeg, shared
 from .dataset_fixtures import CODEBOOK, DEMO, dataset_base, db, read, snapshot  # noqa: F401
@@ -137,7 +137,7 @@ def test_reading_an_old_database_never_changes_it_and_upgrade_says_so(small, tmp
     after.pop("out/runs.parquet")
     assert after == before  # the database (and its WAL, if any) byte for byte
     upgraded = emessi("upgrade", "--db", small)
-    assert upgraded.exit_code == 0 and "brought up to date (schema 3)" in upgraded.output
+    assert upgraded.exit_code == 0 and f"brought up to date (schema {SCHEMA_VERSION})" in upgraded.output
     assert read(small, "SELECT run_id FROM runs") == [("r1",)]  # nothing lost
     assert emessi("query", "SELECT count(*) FROM review_flags", "--db", small).exit_code == 0
     assert "already up to date" in emessi("upgrade", "--db", small).output
