@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=CACHE / "reproducibility.json")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--only", help="only recordings whose name contains this")
+    parser.add_argument("--setting", action="append", choices=list(SETTINGS), help="only these settings (repeatable)")
     args = parser.parse_args()
     base = load_profile("default").asr
     seeded = load_model(base)[0]
@@ -96,6 +97,8 @@ def main() -> None:
             audio.extract(path, wav)
         samples = audio.read_wav(wav)[0]
         for setting, (temperatures, seed) in SETTINGS.items():
+            if args.setting and setting not in args.setting:
+                continue
             cfg = base.model_copy(update={"language": language, "temperature": temperatures})
             model = seeded if seed else unseeded
             runs = []
