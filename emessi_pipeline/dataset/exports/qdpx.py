@@ -15,6 +15,7 @@ selection, a sync point or a code back even when another tool renamed it.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import uuid
 import xml.etree.ElementTree as ET
@@ -108,7 +109,7 @@ def export_qdpx(con, out: Path, recordings: list[str] | None = None, include_med
             inner = f"{source_guid}{media.suffix.lower()}"
             files[inner], path = media, f"internal://{inner}"
         else:
-            path = f"absolute://{media.resolve()}"
+            path = f"absolute://{os.path.abspath(media)}"  # stored absolute; abspath keeps an annex file's name
         tag = "VideoSource" if (rec.video_streams or 0) > 0 else "AudioSource"
         source = _el(sources, tag, guid=source_guid, name=rec.name, path=path, creationDateTime=stamp)
         text, spans = _transcript_text(items)
