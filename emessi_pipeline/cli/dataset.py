@@ -393,7 +393,7 @@ def export_transcript(
             raise DatasetError(f"--format {fmt}: use md, srt, vtt, eaf or all")
         recs = [recording] if recording else [r.recording_id for r in all_recordings(con)]
         written = [write_transcript(con, r, f, out_dir, with_names) for r in recs for f in formats]
-    out.print("\n".join(str(w) for w in written), highlight=False)
+    out.print("\n".join(str(w) for w in written), highlight=False, soft_wrap=True)  # one path a line, never folded
 
 
 @export_app.command("qdpx")

@@ -305,26 +305,35 @@ def clean_command(
     db: LoadDb = DEFAULT_DB,
     workspace: Work = DEFAULT_WORKSPACE,
     keep_audio: Annotated[bool, typer.Option("--keep-audio", help="Keep extracted WAVs of current recordings.")] = False,
+    unused_results: Annotated[bool, typer.Option("--unused-results", help="Also remove transcripts, diarisations and other model results no current observation set uses (older settings or models); they cost model time to make again.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed.")] = False,
     as_json: SummaryJson = False,
 ) -> None:
-    """Remove workspace artifacts that can be rebuilt: extracted WAVs, artifacts no current
-    observation set uses, and temporary files of killed runs. The database is never touched.
+    """Remove what rebuilds in seconds: extracted WAVs (ffmpeg makes them again) and temporary
+    files of killed runs. Model results no current observation set uses go only with
+    --unused-results. Needs the database, which says what is current; what a shard made and the
+    merge has not loaded stays. The database is never touched.
 
     Example:
 
       emessi clean --db meetings.duckdb --workspace emessi-work --dry-run
     """
-    from ..runs.clean import clean
+    from ..runs.clean import CleanRefused, clean
 
     try:
-        report = clean(workspace, db, keep_audio=keep_audio, dry_run=dry_run)
+        report = clean(workspace, db, keep_audio=keep_audio, unused_results=unused_results, dry_run=dry_run)
+    except (FileNotFoundError, CleanRefused) as error:
+        fail(error, Exit.USAGE)
     except (LockedError, DatabaseBusyError) as error:
         fail(error, Exit.NOTHING_DONE)
     if as_json:
         print(json.dumps({"removed": report.removed, "bytes_freed": report.bytes_freed, "kept": report.kept,
+                          "kept_for_shards": report.kept_for_shards, "kept_unused_results": report.kept_results,
                           "dry_run": dry_run}, indent=2))  # fmt: skip
         return
     verb = "would remove" if dry_run else "removed"
-    out.print(f"{verb} {len(report.removed)} files ({report.bytes_freed / 1e6:.1f} MB); kept {report.kept}")
-
+    notes = [f"{report.kept_for_shards} made by shards not merged yet"] if report.kept_for_shards else []
+    if report.kept_results:
+        notes.append(f"{report.kept_results} unused model results (--unused-results removes them)")
+    out.print(f"{verb} {len(report.removed)} files ({report.bytes_freed / 1e6:.1f} MB); kept {report.kept}"
+              + (f" ({'; '.join(notes)})" if notes else ""), highlight=False)  # fmt: skip

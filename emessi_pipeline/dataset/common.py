@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
+
+from ..stages.audio import OUTPUT_MARKER, mark_as_output
 
 
 class DatasetError(ValueError):
@@ -21,6 +24,8 @@ class DatasetError(ValueError):
 
 @dataclass(frozen=True)
 class Recording:
+    """*name* is the file stem, made unique (see ``_NAMED``): exports name their files by it."""
+
     recording_id: str
     name: str
     path: str
@@ -40,30 +45,57 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+# Two folders may hold the same file name (G1/S1.mp4, G2/S1.mp4), and exports, transcripts and
+# listening samples are files named after the recording: the first loaded keeps its plain name,
+# so a single folder's names (and exports written before a second S1 came) never change, and each
+# later one is NAME_<first 8 of its id>. A recording no longer current gives way to a current one.
+_NAMED = """
+    WITH named AS (
+        SELECT *, CASE WHEN row_number() OVER (PARTITION BY name
+                            ORDER BY (current_set_id IS NULL OR replaced_by IS NOT NULL), first_loaded_at,
+                                     recording_id) = 1
+                       THEN name ELSE name || '_' || left(recording_id, 8) END AS unique_name
+        FROM recordings)
+    SELECT recording_id, unique_name, path, current_set_id, group_id, session_no, video_streams, name,
+           replaced_by IS NOT NULL AS replaced
+    FROM named"""
+
+
 def resolve_recording(con, ref: str) -> Recording:
-    """A recording by its id, an id prefix, or its name (file stem)."""
+    """A recording by its id, an id prefix, its unique name, or its name (file stem) when no other
+    recording has that name."""
     rows = con.execute(
-        "SELECT recording_id, name, path, current_set_id, group_id, session_no, video_streams, "
-        "replaced_by IS NOT NULL FROM recordings WHERE recording_id = ? OR name = ? OR recording_id LIKE ? ORDER BY 1",
-        [ref, ref, f"{ref}%"],
+        f"{_NAMED} WHERE recording_id = ? OR name = ? OR unique_name = ? OR recording_id LIKE ? ORDER BY 1",
+        [ref, ref, ref, f"{ref}%"],
     ).fetchall()
-    exact = [r for r in rows if r[0] == ref or r[1] == ref]
+    exact = [r for r in rows if ref in (r[0], r[1], r[7])]
     rows = exact or rows
     # A name also names the earlier versions of its file (replaced, kept): it means the current one.
-    rows = [r for r in rows if r[0] == ref or not r[7]] or rows
+    rows = [r for r in rows if r[0] == ref or not r[8]] or rows
     if not rows:
         raise DatasetError(f"no recording {ref!r} (give its name or id; `emessi query \"SELECT name, recording_id FROM recordings\"` lists them)")
     if len({r[0] for r in rows}) > 1:
-        raise DatasetError(f"{ref!r} names several recordings: " + ", ".join(f"{r[1]} ({r[0]})" for r in rows))
+        raise DatasetError(f"{ref!r} names several recordings: " + ", ".join(f"{r[1]} ({r[0]}, {r[2]})" for r in rows))
     return Recording(*rows[0][:7])
 
 
 def all_recordings(con) -> list[Recording]:
     rows = con.execute(
-        "SELECT recording_id, name, path, current_set_id, group_id, session_no, video_streams "
-        "FROM recordings WHERE current_set_id IS NOT NULL AND replaced_by IS NULL ORDER BY group_id, session_no, name"
+        f"{_NAMED} WHERE current_set_id IS NOT NULL AND replaced_by IS NULL ORDER BY group_id, session_no, unique_name"
     ).fetchall()
-    return [Recording(*r) for r in rows]
+    return [Recording(*r[:7]) for r in rows]
+
+
+def output_folder(folder: Path, kind: str) -> Path:
+    """Create *folder* for exported files and mark it as emessi's output, so that `emessi ingest`
+    over a folder holding it never takes a listening sample for a recording. Only a new or empty
+    folder (or one marked before) is marked: a folder that holds other files may be the recordings
+    folder itself, which a marker would hide from ingest."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not any(p.name != OUTPUT_MARKER for p in folder.iterdir()):
+        mark_as_output(folder, kind)
+    return folder
 
 
 def clock(seconds: float, sep: str = ".", hours: bool = True) -> str:

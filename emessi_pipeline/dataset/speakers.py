@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .connection import transaction
-from .common import DatasetError, Recording, new_id, now, resolve_recording
+from .common import DatasetError, Recording, new_id, now, output_folder, resolve_recording
 from .schema import ROLES
 
 PARTICIPANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -187,7 +187,7 @@ def cut_samples(con, recording: str, folder: Path, seconds: float = 8.0) -> dict
     rec = resolve_recording(con, recording)
     if not Path(rec.path).exists():
         raise DatasetError(f"{rec.name}: source media {rec.path} is not there any more (moved? re-run ingest on it)")
-    folder.mkdir(parents=True, exist_ok=True)
+    output_folder(folder, "listening samples")
     rows = con.execute(
         """SELECT speaker_label, start_s, duration_s FROM current_observations
            WHERE recording_id = ?

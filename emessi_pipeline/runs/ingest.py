@@ -37,14 +37,14 @@ from .lock import RunLock
 from .manifest import RecordingMeta, find_manifest, metadata_for, read_manifest
 from .results import IngestSummary, RecordingResult, Reporter
 from .shard import Shard, shard_failure
-from .status import file_signature, recording_status
+from .status import file_signature, own_files, recording_status
 from .workspace import ContentIndex, Workspace, atomic_write_bytes
 
 MIN_FREE_BYTES = 200_000_000  # headroom beyond the WAV itself, for artifacts and the database
 
 
 def _db_lock_path(database_path: Path) -> Path:
-    return Path(str(database_path) + ".emessi-lock")
+    return Path(str(database_path) + ".emessi-lock")  # status.own_files names it too
 
 
 def _check_settled(path: Path, settle_seconds: float) -> None:
@@ -112,6 +112,7 @@ class Ingestor:
         self.settle_seconds = settle_seconds
         self.last_summary: IngestSummary | None = None
         self.models: dict[str, str] = {}
+        self.artifacts_made: dict[str, dict] = {}  # per path: set_id and stage_keys, for shard summaries
 
     # --- models, loaded on first need -------------------------------------------------------
 
@@ -165,9 +166,9 @@ class Ingestor:
             raise ValueError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}")
         if shard is not None and until == "load":
             until = "segment"
-        source = Path(source)
-        if not source.exists():
+        if not Path(source).exists():
             raise FileNotFoundError(f"{source}: no such file or folder")
+        source = audio.stored_path(source)
         manifest_path = manifest_path or find_manifest(source)
         manifest = read_manifest(manifest_path) if manifest_path else {}
         if until in ("transcribe", "diarize", "align", "segment", "load") and not cached_only:
@@ -175,24 +176,28 @@ class Ingestor:
         with contextlib.ExitStack() as locks:
             locks.enter_context(privacy.private_files())  # before the first folder or lock file
             locks.enter_context(RunLock(self.workspace.root / ".lock", "workspace", shared=shard is not None))
+            audio.mark_as_output(self.workspace.root, "workspace")
             if shard is not None:
                 locks.enter_context(RunLock(self.workspace.root / f".lock-{shard.name}", "shard"))
             if until == "load":
                 locks.enter_context(RunLock(_db_lock_path(self.database_path), "database"))
             summary = self._run(source, until, manifest, limits or Limits(), retry_failed, shard, cached_only)
             if shard is not None:
+                # What this shard made, by observation set: `clean` keeps it until the merge loads the set.
+                data = summary.to_dict() | {"artifacts": self.artifacts_made}
                 atomic_write_bytes(self.workspace.root / "shards" / f"{shard.name}.json",
-                                   json.dumps(summary.to_dict(), indent=1, default=str).encode())  # fmt: skip
+                                   json.dumps(data, indent=1, default=str).encode())  # fmt: skip
             return summary
 
     def _run(self, source: Path, until: str, manifest, limits: Limits, retry_failed: bool,
              shard: Shard | None, cached_only: bool) -> IngestSummary:  # fmt: skip
         started = time.monotonic()
         run_id = dt.datetime.now().strftime("%Y%m%dT%H%M%S-") + secrets.token_hex(3)
-        paths = audio.find_recordings(source)
+        paths = audio.find_recordings(source, skip=own_files(self.workspace.root, self.database_path))
         if shard is not None:
             paths = shard.select(paths, source)
         index = ContentIndex(self.workspace.root / "content-index.json")
+        self.artifacts_made = {}
         con = None
         if until == "load":
             con = connect(self.database_path, wait=self.db_wait)
@@ -231,6 +236,7 @@ class Ingestor:
     def process(self, path: Path, meta: RecordingMeta, index: ContentIndex, until: str, con, run_id: str,
                 retry_failed: bool = False, cached_only: bool = False) -> RecordingResult:  # fmt: skip
         """One recording up to stage *until*; *cached_only* runs no model (see ``run``)."""
+        path = audio.stored_path(path)
         result = RecordingResult(path=str(path), status="done")
         signature = file_signature(path)
         if con is not None and not retry_failed:
@@ -267,6 +273,7 @@ class Ingestor:
                                          "--recording); take the file out of the folder")  # fmt: skip
         with _failing_as("extract", path):
             chain = Chain(self, path, sha, meta, result)
+            self.artifacts_made[str(path)] = {"set_id": chain.set_id, "stage_keys": dict(chain.keys)}
             if con is not None:
                 result.change = change_kind(con, path, result.recording_id)
                 if is_current(con, chain.recording_id, chain.set_id, path, meta):

@@ -21,11 +21,20 @@ def file_signature(path: Path) -> str:
     return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
+def own_files(workspace: Path, database_path: Path | None) -> tuple[Path, ...]:
+    """What a run writes, which a recordings folder may hold: never a recording itself."""
+    files = [Path(workspace)]
+    if database_path is not None:
+        db = Path(database_path)
+        files += [db, Path(f"{db}.wal"), Path(f"{db}.emessi-lock")]
+    return tuple(files)
+
+
 def recording_status(host: Host, database_path: Path | None, source: Path,
                      manifest_path: Path | None = None) -> tuple[list[dict], str | None]:  # fmt: skip
     """One row per recording under *source*, and a note when the database could not be read
     (held by a run)."""
-    source = Path(source)
+    source = audio.stored_path(source)
     manifest_path = manifest_path or find_manifest(source)
     manifest = read_manifest(manifest_path) if manifest_path else {}
     index = ContentIndex(host.workspace.root / "content-index.json")
@@ -35,7 +44,7 @@ def recording_status(host: Host, database_path: Path | None, source: Path,
             con = open_reader(database_path)
         except Exception as error:  # noqa: BLE001 - status must still show the workspace
             note = f"database not readable now ({' '.join(str(error).split())[:120]})"
-    rows = [_row(host, p, source, manifest, index, con) for p in audio.find_recordings(source)]
+    rows = [_row(host, p, source, manifest, index, con) for p in audio.find_recordings(source, skip=own_files(host.workspace.root, database_path))]
     if con is not None:
         con.close()
     return rows, note

@@ -117,15 +117,56 @@ def read_wav(path: Path, block_frames: int = 1 << 20) -> tuple[np.ndarray, int]:
     return samples[:done], rate
 
 
-def find_recordings(folder: Path) -> list[Path]:
-    """Media files under *folder* (recursively), in a stable order; hidden folders are skipped."""
+# A folder holding this file is emessi's own output (a workspace, listening samples, exports):
+# its audio is not a recording. The name is shared by the writers (runs, dataset) and this reader.
+OUTPUT_MARKER = ".emessi-output"
+_MARKER_TEXT = ("This folder holds emessi-pipeline's own output ({kind}). `emessi ingest` skips any folder "
+                "holding this file, so its audio is never taken for recordings.\n")  # fmt: skip
+
+
+def mark_as_output(folder: Path, kind: str) -> None:
+    """Say in *folder* that it is emessi's output, so listing recordings skips it."""
+    marker = Path(folder) / OUTPUT_MARKER
+    if not marker.exists():
+        marker.write_text(_MARKER_TEXT.format(kind=kind))
+
+
+def is_output_folder(folder: Path) -> bool:
+    """Marked by :func:`mark_as_output`, or a workspace an earlier version wrote (no marker, but its
+    content index or its artifacts beside the run lock)."""
+    folder = Path(folder)
+    return ((folder / OUTPUT_MARKER).is_file() or (folder / "content-index.json").is_file()
+            or ((folder / "artifacts").is_dir() and (folder / ".lock").is_file()))  # fmt: skip
+
+
+def stored_path(path: Path) -> Path:
+    """The path a recording is known by: absolute, with '..' and symlinked folders resolved, so
+    `./x` and `/data/x` are one file. A file's own symlink is kept: in git-annex or DataLad the
+    target is a content hash, not a name a researcher would recognise."""
+    path = Path(path)
+    return path.resolve() if path.is_dir() else path.parent.resolve() / path.name
+
+
+def find_recordings(folder: Path, skip: tuple[Path, ...] = ()) -> list[Path]:
+    """Media files under *folder* (recursively), in a stable order.
+
+    Skipped: hidden files and folders, emessi's own output folders below *folder* (see
+    :func:`is_output_folder`) and the paths in *skip* (this run's workspace and database),
+    wherever they are. Paths are given as :func:`stored_path` makes them.
+    """
+    folder = stored_path(folder)
     if folder.is_file():
         return [folder]
-    found = [
-        p
-        for p in folder.rglob("*")
-        if p.suffix.lower() in MEDIA_SUFFIXES
-        and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    ]
+    skipped = {stored_path(p) for p in skip}
+    found = []
+    # os.walk does not follow symlinked folders, as rglob did not before it.
+    for root, dirs, files in os.walk(folder):
+        here = Path(root)
+        dirs[:] = [d for d in dirs if not d.startswith(".") and here / d not in skipped
+                   and not is_output_folder(here / d)]  # fmt: skip
+        for name in files:
+            path = here / name
+            if (not name.startswith(".") and Path(name).suffix.lower() in MEDIA_SUFFIXES and path not in skipped
+                    and path.is_file()):  # fmt: skip
+                found.append(path)
     return sorted(found)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..common import clock, resolve_recording
+from ..common import clock, output_folder, resolve_recording
 from .elan import write_eaf
 from .lines import lines
 
@@ -54,7 +54,7 @@ def write_transcript(con, recording: str, fmt: str, out_dir: Path, with_names: b
     if fmt == "eaf":
         return write_eaf(con, recording, out_dir, with_names)
     rec = resolve_recording(con, recording)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    output_folder(out_dir, "transcripts")
     target = out_dir / f"{rec.name}.{fmt}"
     target.write_text(FORMATS[fmt](con, recording, with_names), encoding="utf-8")
     return target
