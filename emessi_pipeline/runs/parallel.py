@@ -39,13 +39,28 @@ class Background(Generic[T]):
             raise Cancelled(self.name)
 
     def cancel(self) -> None:
+        """Ask the stage to stop at its next progress callback and wait until it has."""
         self._cancel.set()
-        self._thread.join()
+        while self._thread.is_alive():
+            try:
+                self._thread.join(0.2)
+            except KeyboardInterrupt:
+                # A second Ctrl-C while the stage winds down: leaving now would let the
+                # interpreter shut down under a thread that is still inside torch.
+                continue
 
     def result(self) -> T:
-        """Wait for the stage and return its value; re-raise its error in the calling thread."""
-        while self._thread.is_alive():
-            self._thread.join(0.2)  # short waits keep Ctrl-C responsive
+        """Wait for the stage and return its value; re-raise its error in the calling thread.
+
+        A Ctrl-C (or SIGTERM) that arrives while waiting cancels the stage and joins its thread
+        before the interrupt goes on, as it does when it lands in the foreground stage.
+        """
+        try:
+            while self._thread.is_alive():
+                self._thread.join(0.2)  # short waits keep Ctrl-C responsive
+        except BaseException:
+            self.cancel()
+            raise
         if self._error is not None:
             raise self._error
         return self._value  # type: ignore[return-value]
