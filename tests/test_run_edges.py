@@ -100,3 +100,108 @@ def test_ctrl_c_while_waiting_for_diarisation_stops_its_thread_and_exits_130(tmp
     # The interrupt reached the waiting main thread, not a diarisation that had just finished.
     assert not any((artifacts / "diarize").glob("*.json"))
     assert waited < 60, f"{waited:.0f} s from Ctrl-C to exit"
+
+
+def _db_rows(db: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_a_full_disk_stops_the_run_and_the_recording_is_loaded_once_there_is_room(tmp_path):
+    """The workspace on a small real filesystem (tmpfs): the run stops (exit 3, one line) at the
+    good recording without marking it failed; a bad file in the same run is still marked failed;
+    once the filesystem has room, the next run loads the good one and skips the bad one."""
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    (recordings / "a rikki.mp4").write_text("minutes of the meeting, not a video\n")
+    _aged(recordings / "a rikki.mp4")
+    _aged(copy_to(shared("faster_whisper_testdata", "jfk.flac"), recordings, "kokous.flac"))
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(small)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    db = tmp_path / "db.duckdb"
+    args = ["ingest", str(recordings), "--db", str(db), "-w", str(small / "work"), "--language", "en", "--json"]
+    try:
+        full = _emessi(*args, timeout=300)
+        assert full.returncode == Exit.NOTHING_DONE, full.stderr[-2000:]
+        assert "Traceback" not in full.stderr
+        (line,) = [ln for ln in full.stderr.splitlines() if ln.startswith("error:")]
+        assert "kokous.flac" in line and "not enough free space" in line and "not marked failed" in line
+        failures = _db_rows(db, "SELECT path, stage FROM failures")
+        assert [(Path(p).name, s) for p, s in failures] == [("a rikki.mp4", "extract")]
+        assert _db_rows(db, "SELECT status FROM runs") == [("stopped",)]
+
+        subprocess.run(["mount", "-o", "remount,size=600m", str(small)], check=True)
+        roomy = _emessi(*args, timeout=600)
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+    assert roomy.returncode == Exit.OK, roomy.stderr[-2000:]
+    statuses = {Path(r["path"]).name: r["status"] for r in json.loads(roomy.stdout)["results"]}
+    assert statuses == {"a rikki.mp4": "skipped", "kokous.flac": "done"}
+    assert _db_rows(db, "SELECT name FROM recordings") == [("kokous",)]
+    assert _db_rows(db, "SELECT count(*) FROM failures WHERE NOT resolved") == [(1,)]
+
+
+HOLD = "import duckdb, sys, time\ncon = duckdb.connect(sys.argv[1])\nprint('open', flush=True)\ntime.sleep(600)\n"
+
+
+def test_a_database_held_by_another_program_names_the_holder_and_exits_3(tmp_path):
+    db = tmp_path / "held.duckdb"
+    duckdb.connect(str(db)).close()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(db)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        commands = {
+            "query": ["--db-wait", "0.5", "query", "SELECT 1", "--db", str(db)],
+            "participants add": ["participants", "add", "G1-P01", "--group", "G1", "--db", str(db)],
+            "ingest": ["ingest", str(tmp_path), "--db", str(db), "-w", str(tmp_path / "w"), "--db-wait", "0.5"],
+        }
+        for name, args in commands.items():
+            env = {"EMESSI_DB_WAIT": "0.5"} if name == "participants add" else None
+            done = _emessi(*args, env=env)
+            assert done.returncode == Exit.NOTHING_DONE, (name, done.stderr[-2000:])
+            assert "Traceback" not in done.stderr, name
+            (line,) = [ln for ln in done.stderr.splitlines() if ln.startswith("error:")]
+            assert f"held by pid {holder.pid} (" in line and "time.sleep(600)" in line and "waited 0.5 s" in line, line
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_researchers_query_and_edit_the_dataset_while_an_ingest_runs(tmp_path):
+    """Between two recordings' loads the database is free: a query sees the first recording and
+    a participant is added while the run computes the second; the run then loads the second."""
+    recordings = tmp_path / "recordings"
+    _aged(copy_to(shared("faster_whisper_testdata", "jfk.flac"), recordings, "1 jfk.flac"))
+    _aged(copy_to(shared("pyannote_sample", "sample.wav"), recordings, "2 sample.wav"))
+    db, work = tmp_path / "db.duckdb", tmp_path / "work"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "emessi_pipeline", "ingest", str(recordings), "--db", str(db), "-w", str(work),
+         "--language", "en", "--json"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        # The second recording's audio is extracted only after the first one's load has committed.
+        _wait_until(lambda: len(list((work / "artifacts" / "extract").glob("*.wav"))) >= 2, process,
+                    "the second recording's audio")  # fmt: skip
+        query = _emessi("query", "SELECT name FROM recordings", "--db", str(db), "--format", "csv")
+        assert query.returncode == Exit.OK, query.stderr[-2000:]
+        assert query.stdout.splitlines() == ["name", "1 jfk"]
+        added = _emessi("participants", "add", "G1-P01", "--group", "G1", "--db", str(db))
+        assert added.returncode == Exit.OK, added.stderr[-2000:]
+        # Both ran while the run was still busy with the second recording's models.
+        assert process.poll() is None
+        assert len(list((work / "artifacts" / "segment").glob("*.json"))) == 1
+        stdout, stderr = process.communicate(timeout=900)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == Exit.OK, stderr[-2000:]
+    assert [r["status"] for r in json.loads(stdout)["results"]] == ["done", "done"]
+    assert _db_rows(db, "SELECT name FROM recordings ORDER BY 1") == [("1 jfk",), ("2 sample",)]
+    assert _db_rows(db, "SELECT participant_id FROM participants") == [("G1-P01",)]

@@ -27,13 +27,20 @@ def query(
     """
     import duckdb
 
-    from ..dataset.connection import connect
+    from ..dataset.connection import DatabaseBusyError, connect
 
     try:
         con = connect(db, read_only=True)
-        frame = con.execute(sql).df()
+    except DatabaseBusyError as error:
+        fail(error, Exit.NOTHING_DONE)
     except (duckdb.Error, FileNotFoundError) as error:
         fail(error, Exit.USAGE)
+    try:
+        frame = con.execute(sql).df()
+    except duckdb.Error as error:
+        fail(error, Exit.USAGE)
+    finally:
+        con.close()
     if fmt == "csv":
         frame.to_csv(sys.stdout, index=False)
     elif fmt == "json":
