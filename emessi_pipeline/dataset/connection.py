@@ -171,6 +171,10 @@ def _since(proc: Path) -> str:
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:
     before = _schema_version(con)
+    if before == SCHEMA_VERSION:
+        # Up to date: the DDL would only cost time (about a second), and a run opens the
+        # database once per recording. A change to SCHEMA bumps SCHEMA_VERSION.
+        return
     con.execute(SCHEMA)
     if before != SCHEMA_VERSION:  # made by an older version (review flags are filled in here)
         for step in _MIGRATIONS:

@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 
 from ..config import Profile
-from ..dataset.connection import DatabaseBusyError, open_writer
+from ..dataset.connection import DatabaseBusyError, connect
 from ..dataset.load import (LoadedRecording, change_kind, finish_run, is_current, load_recording, record_failure,
                             resolve_failures, set_counts, start_run, unresolved_failure)  # fmt: skip
 from ..stages import audio
@@ -78,18 +78,37 @@ def _failing_as(stage: str, path: Path) -> Iterator[None]:
 
 
 class RunDatabase:
-    """The run's way into the dataset: a connection for one short piece of work at a time (a
-    recording's checks, its load transaction, a failure record), closed in between, so that
-    researchers can query, import coding sheets and assign speakers while a long run goes on.
+    """The run's way into the dataset: a connection for short pieces of work (a recording's
+    checks, its load transaction, a failure record), closed before any model runs and at least
+    every HOLD_S seconds, so that researchers can query, import coding sheets and assign speakers
+    while a long run goes on; their commands wait that long at most. Checks of unchanged
+    recordings in a row share one connection: opening one costs a good part of a second.
     DuckDB lets one process write a file at a time; the run's own lock file keeps two runs apart."""
+
+    HOLD_S = 2.0
 
     def __init__(self, path: Path, wait: float | None):
         self.path, self.wait = Path(path), wait
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._opened = 0.0
 
     @contextlib.contextmanager
     def open(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with open_writer(self.path, wait=self.wait) as con:
-            yield con
+        if self._con is None:
+            self._con = connect(self.path, wait=self.wait)
+            self._opened = time.monotonic()
+        try:
+            yield self._con
+        except BaseException:
+            self.release()
+            raise
+        if time.monotonic() - self._opened > self.HOLD_S:
+            self.release()
+
+    def release(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
 
 
 class ModelCache:
@@ -215,6 +234,7 @@ class Ingestor:
             db = RunDatabase(self.database_path, self.db_wait)
             with db.open() as con:
                 start_run(con, run_id, __version__, self.profile.name, self.profile.model_dump(mode="json"), {})
+            db.release()
         results: list[RecordingResult] = []
         self.reporter.start(len(paths))
         budget = Budget(limits)
@@ -254,6 +274,7 @@ class Ingestor:
         try:
             with db.open() as con, protected():
                 finish_run(con, run_id, status, data)
+            db.release()
         except (DatabaseBusyError, duckdb.Error, OSError):
             if status == "complete":
                 raise
@@ -302,6 +323,8 @@ class Ingestor:
                         return
             if cached_only:
                 self._require_cached(chain, until)
+        if db is not None:
+            db.release()  # the models take minutes: researchers may use the database meanwhile
         self._through(chain, until, db, run_id)
         if until != "load" and not result.computed:
             result.status = "unchanged"
@@ -381,6 +404,7 @@ class Ingestor:
         with db.open() as con, protected():
             fresh = load_recording(con, item, run_id)
             resolve_failures(con, path=chain.path)
+        db.release()
         chain.result.stage_seconds["load"] = round(time.monotonic() - started, 3)
         return fresh
 
