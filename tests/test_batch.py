@@ -247,7 +247,7 @@ def test_database_held_by_another_program_is_a_clear_message_and_wait_retries(tm
     holder.kill()
     holder.wait()
     assert refused.returncode == Exit.NOTHING_DONE
-    assert "open in another program" in refused.stderr and "--wait" in refused.stderr
+    assert f"held by pid {holder.pid}" in refused.stderr and "--db-wait" in refused.stderr
     assert "Traceback" not in refused.stderr
 
     holder = subprocess.Popen([sys.executable, "-c", hold, str(db), "3"], stdout=subprocess.PIPE, text=True)
@@ -308,20 +308,26 @@ def test_a_two_hour_recording_completes_with_bounded_memory(tmp_path):
     assert peak_kb < 4 * 1024 * 1024, f"peak RSS {peak_kb / 1024:.0f} MB"
 
 
-def test_too_little_free_space_fails_before_extraction(make_ingestor, tmp_path, good):
-    """A real small filesystem (tmpfs) as the workspace: extraction is refused with the numbers."""
+def test_too_little_free_space_stops_the_run_before_extraction(make_ingestor, tmp_path, good):
+    """A real small filesystem (tmpfs) as the workspace: extraction is refused with the numbers,
+    and the run stops without marking the recording failed (test_run_edges: through the CLI)."""
+    from emessi_pipeline.runs import RunStopped
+
     small = tmp_path / "small"
     small.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(small)], capture_output=True, text=True)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     try:
-        summary = make_ingestor(workspace=small / "work", db=tmp_path / "space.duckdb").run(good)
+        with pytest.raises(RunStopped, match="not enough free space.*MB free") as stopped:
+            make_ingestor(workspace=small / "work", db=tmp_path / "space.duckdb").run(good)
     finally:
         subprocess.run(["umount", str(small)], check=True)
-    (result,) = summary.results
-    assert (result.status, result.stage) == ("failed", "extract")
-    assert "not enough free space" in result.message and "MB free" in result.message
+    assert stopped.value.stage == "extract" and "\n" not in str(stopped.value)
+    con = duckdb.connect(str(tmp_path / "space.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM failures").fetchone() == (0,)
+    assert con.execute("SELECT status FROM runs").fetchall() == [("stopped",)]
+    con.close()
 
 
 def test_cli_log_file_in_json_lines_and_status_json(tmp_path, good):

@@ -5,14 +5,15 @@ are documented on :class:`.common.Exit`.
 
 from __future__ import annotations
 
-from typing import Annotated
+import os
+from typing import Annotated, Optional
 
 import typer
 
 from ..runs.privacy import owner_only
 from ..version import __version__
 from . import dataset, demo, evaluate, ingest, models, privacy, query, review
-from .common import out
+from .common import Exit, err, out
 
 app = typer.Typer(
     help="Recorded group meetings → speaker-attributed utterance observations in DuckDB.\n\n"
@@ -26,7 +27,16 @@ for group in (ingest, models, query, demo, dataset, review, evaluate, privacy):
 
 
 @app.callback(invoke_without_command=True)
-def _version(version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False) -> None:
+def _version(
+    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+    db_wait: Annotated[Optional[float], typer.Option(
+        "--db-wait", min=0, metavar="SECONDS", show_default="10, or EMESSI_DB_WAIT",
+        help="Seconds any command waits when another program holds the database, before it says who and exits 3.")] = None,
+) -> None:
+    if db_wait is not None:
+        # Through the environment, so that every connection the command opens (and a library
+        # call it makes) waits the same.
+        os.environ["EMESSI_DB_WAIT"] = str(db_wait)
     # Before any command writes: every file it makes (WAVs, database, exports, samples, logs)
     # holds speech of named people, so only the user who runs emessi may read it.
     owner_only()
@@ -36,4 +46,11 @@ def _version(version: Annotated[bool, typer.Option("--version", help="Print the 
 
 
 def main() -> None:
-    app()
+    from ..dataset.connection import DatabaseBusyError
+
+    try:
+        app()
+    except DatabaseBusyError as error:
+        # A command without its own handler met a held database: the same one line and code.
+        err.print(f"[red]error:[/] {' '.join(str(error).split())}", highlight=False, soft_wrap=True)
+        raise SystemExit(Exit.NOTHING_DONE) from None

@@ -78,10 +78,9 @@ def dataset(db: Path, write: bool = False) -> Iterator:
         err.print(f"[red]error:[/] {db}: no such database (run `emessi ingest` first, or pass --db)", highlight=False, soft_wrap=True)
         raise typer.Exit(Exit.USAGE)
     try:
-        con = connect(db, read_only=not write)
+        con = connect(db, read_only=not write)  # waits --db-wait / EMESSI_DB_WAIT for a holder
     except DatabaseBusyError as error:
-        err.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
-        raise typer.Exit(Exit.NOTHING_DONE)
+        fail(error, Exit.NOTHING_DONE)
     try:
         yield con
     except DatasetError as error:

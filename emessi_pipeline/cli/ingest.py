@@ -7,6 +7,7 @@ Exit codes are those of :class:`.common.Exit`; :func:`run` turns a finished run 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Optional
@@ -19,7 +20,7 @@ from ..config import load_profile
 from ..dataset.connection import DatabaseBusyError
 from ..runs import interrupts
 from ..runs.devices import DeviceError
-from ..runs import STAGES, Ingestor, IngestSummary, Limits, RecordingResult, Reporter
+from ..runs import STAGES, Ingestor, IngestSummary, Limits, RecordingResult, Reporter, RunStopped, describe_fault
 from ..runs.lock import LockedError
 from ..runs.manifest import ManifestError
 from ..runs.runlog import FileLog, Reporters
@@ -37,7 +38,8 @@ Stream = Annotated[Optional[int], typer.Option("--audio-stream", min=0, help="Wh
 Pause = Annotated[Optional[float], typer.Option("--max-pause", help="Seconds of pause that split one speaker's turn.")]
 Manifest = Annotated[Optional[Path], typer.Option("--manifest", help="Metadata CSV/YAML (default: manifest.csv|yaml beside the recordings).")]
 Downloads = Annotated[bool, typer.Option("--allow-downloads", help="Let missing hub models download (off by default: nothing leaves the machine).")]
-Wait = Annotated[float, typer.Option("--wait", help="Seconds to wait for a database another program holds.")]
+Wait = Annotated[Optional[float], typer.Option("--db-wait", "--wait", min=0, show_default="10, or EMESSI_DB_WAIT",
+                                               help="Seconds to wait whenever the database is held by another program.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -99,7 +101,7 @@ class RunRequest:
     count: SpeakerCount = field(default_factory=SpeakerCount)
     manifest: Path | None = None
     as_json: bool = False
-    wait: float = 0.0
+    wait: float | None = None
     limits: Limits = field(default_factory=Limits)
     retry_failed: bool = False
     log_file: Path | None = None
@@ -129,7 +131,18 @@ def run(request: RunRequest) -> None:
                                    limits=request.limits, retry_failed=request.retry_failed,
                                    shard=shard, cached_only=request.cached_only)  # fmt: skip
     except (MissingModelError, DatabaseBusyError, LockedError, ManifestError, FileNotFoundError, DeviceError) as error:
+        _log_stopped(ingestor.last_summary, file_log)
         fail(error, Exit.NOTHING_DONE)
+    except RunStopped as error:
+        _log_stopped(ingestor.last_summary, file_log)
+        fail(error, Exit.NOTHING_DONE)
+    except Exception as error:
+        # Not the recording's fault and not foreseen (a full disk outside a stage, a bug): one
+        # line and the exit code a scheduler acts on; EMESSI_DEBUG=1 keeps the traceback.
+        if os.environ.get("EMESSI_DEBUG"):
+            raise
+        _log_stopped(ingestor.last_summary, file_log)
+        fail(f"run stopped: {describe_fault(error)}", Exit.NOTHING_DONE)
     except KeyboardInterrupt:
         _report_interrupt(ingestor.last_summary, file_log)
         raise typer.Exit(Exit.INTERRUPTED)
@@ -140,6 +153,11 @@ def run(request: RunRequest) -> None:
         err.print(f"{shard.name}: artifacts are in {request.workspace}; when every shard has finished, merge them with "
                   f"`emessi load {request.source} --db DB -w {request.workspace} --cached-only`", highlight=False, soft_wrap=True)
     raise typer.Exit(_exit_code(summary))
+
+
+def _log_stopped(summary: IngestSummary | None, file_log: FileLog | None) -> None:
+    if file_log and summary is not None:
+        file_log.finished(summary, "stopped")
 
 
 def _report_interrupt(summary: IngestSummary | None, file_log: FileLog | None) -> None:
@@ -215,7 +233,7 @@ def _stage_command(stage: str, summary_line: str, example: str):
         max_pause: Pause = None,
         manifest: Manifest = None,
         allow_downloads: Downloads = False,
-        wait: Wait = 0.0,
+        wait: Wait = None,
         retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Try again files that failed before and have not changed.")] = False,
         max_files: Annotated[Optional[int], typer.Option("--max-files", min=1, help="Process at most this many new or changed files.")] = None,
         max_hours: Annotated[Optional[float], typer.Option("--max-hours", min=0, help="Stop starting new files after this many hours of audio.")] = None,

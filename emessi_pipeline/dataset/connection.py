@@ -12,6 +12,8 @@ date: only a writing open migrates (any writing command, or `emessi upgrade`).
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -50,8 +52,25 @@ Migration = Callable[[duckdb.DuckDBPyConnection], object]
 _MIGRATIONS: list[Migration] = []
 
 
+# How long a command waits for a database another process holds before it gives up. Writers
+# (an ingest's load transaction, a coding-sheet import) hold it for seconds at most.
+DEFAULT_WAIT_S = 10.0
+WAIT_ENV = "EMESSI_DB_WAIT"
+
+
 class DatabaseBusyError(RuntimeError):
     """Another program holds the DuckDB file open for writing."""
+
+
+def default_wait() -> float:
+    """Seconds to wait for a held database: ``EMESSI_DB_WAIT``, else DEFAULT_WAIT_S."""
+    value = os.environ.get(WAIT_ENV, "").strip()
+    if not value:
+        return DEFAULT_WAIT_S
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        raise ValueError(f"{WAIT_ENV}={value!r}: expected a number of seconds") from None
 
 
 class QueryRefused(ValueError):
@@ -65,8 +84,8 @@ def register_migration(step: Migration) -> None:
         _MIGRATIONS.append(step)
 
 
-def connect(path: Path, read_only: bool = False, wait: float = 0.0) -> duckdb.DuckDBPyConnection:
-    """Open the dataset; wait up to *wait* s for another program's lock.
+def connect(path: Path, read_only: bool = False, wait: float | None = None) -> duckdb.DuckDBPyConnection:
+    """Open the dataset; wait up to *wait* s for another program's lock (None: :func:`default_wait`).
 
     A writing open creates the schema, or brings an older version's up to date. A read-only open
     is the locked-down reader (:data:`READER_CONFIG`) and changes nothing, so a database an older
@@ -77,7 +96,7 @@ def connect(path: Path, read_only: bool = False, wait: float = 0.0) -> duckdb.Du
     return _open(path, read_only, wait)
 
 
-def open_reader(path: Path, wait: float = 0.0) -> duckdb.DuckDBPyConnection:
+def open_reader(path: Path, wait: float | None = None) -> duckdb.DuckDBPyConnection:
     """The read-only, locked-down connection every read path uses (see :data:`READER_CONFIG`)."""
     return connect(path, read_only=True, wait=wait)
 
@@ -127,7 +146,7 @@ def read_query(con: duckdb.DuckDBPyConnection, sql: str):
 
 
 @contextmanager
-def open_writer(path: Path, wait: float = 0.0) -> Iterator[duckdb.DuckDBPyConnection]:
+def open_writer(path: Path, wait: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """A writing connection for one ``with`` block: DuckDB allows one writer per file, so hold it
     no longer than the work takes."""
     con = connect(path, wait=wait)
@@ -160,7 +179,8 @@ def _has_table(con, name: str) -> bool:
     return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchone()[0])
 
 
-def _open(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:
+def _open(path: Path, read_only: bool, wait: float | None) -> duckdb.DuckDBPyConnection:
+    wait = default_wait() if wait is None else wait
     deadline = time.monotonic() + wait
     while True:
         try:
@@ -174,10 +194,11 @@ def _open(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection
                 raise
             if time.monotonic() >= deadline:
                 raise DatabaseBusyError(
-                    f"{path}: the database is open in another program (DuckDB allows one "
-                    f"writer); close it, or pass --wait SECONDS to retry"
+                    f"{path}: the database is held by {holder(str(error))} (waited {wait:g} s; DuckDB allows "
+                    f"one writer, or readers only); try again when it is done, or wait longer with "
+                    f"--db-wait SECONDS or {WAIT_ENV}"
                 ) from None
-            time.sleep(0.5)
+            time.sleep(min(0.2, max(deadline - time.monotonic(), 0.01)))
         except duckdb.ConnectionException as error:
             if "different configuration" not in str(error):
                 raise
@@ -190,8 +211,42 @@ def _open(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection
     return con
 
 
+def holder(lock_error: str) -> str:
+    """Who holds the file, from DuckDB's lock error ("… held in PROGRAM (PID n) …"): the process
+    id, its command line and since when it runs, as far as this system tells."""
+    found = re.search(r"held in (.*?) \(PID (\d+)\)", lock_error)
+    if not found:
+        return "another program"
+    program, pid = found.group(1), int(found.group(2))
+    proc = Path(f"/proc/{pid}")
+    try:
+        command = " ".join(a.decode(errors="replace") for a in (proc / "cmdline").read_bytes().split(b"\0") if a)
+    except OSError:
+        command = ""
+    return f"pid {pid} ({_short(command or program)}{_since(proc)})"
+
+
+def _short(command: str, limit: int = 160) -> str:
+    return command if len(command) <= limit else command[: limit - 1] + "…"
+
+
+def _since(proc: Path) -> str:
+    """The process's start time, from the kernel's clock ticks since boot (Linux only)."""
+    try:
+        ticks = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return ""
+    started = dt.datetime.fromtimestamp(boot + ticks / os.sysconf("SC_CLK_TCK"))
+    return f", running since {started:%Y-%m-%d %H:%M:%S}"
+
+
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:
     before = _schema_version(con)
+    if before == SCHEMA_VERSION:
+        # Up to date: the DDL would only cost time (about a second), and a run opens the
+        # database once per recording. A change to SCHEMA bumps SCHEMA_VERSION.
+        return
     con.execute(SCHEMA)
     if before != SCHEMA_VERSION:  # made by an older version (review flags are filled in here)
         _timestamps_to_utc(con)

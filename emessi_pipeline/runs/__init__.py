@@ -13,9 +13,9 @@ Layer: below the command line, beside ``evaluation``; it may import ``dataset``,
 """
 
 from .budget import Limits
-from .chain import INPUT_ERRORS, STAGE_VERSIONS, STAGES, StageError
+from .chain import INPUT_ERRORS, STAGE_VERSIONS, STAGES, RunStopped, StageError, describe_fault
 from .ingest import MIN_FREE_BYTES, Ingestor, ModelCache
 from .results import IngestSummary, RecordingResult, Reporter
 
 __all__ = ["INPUT_ERRORS", "MIN_FREE_BYTES", "STAGES", "STAGE_VERSIONS", "IngestSummary", "Ingestor", "Limits",
-           "ModelCache", "RecordingResult", "Reporter", "StageError"]  # fmt: skip
+           "ModelCache", "RecordingResult", "Reporter", "RunStopped", "StageError", "describe_fault"]  # fmt: skip

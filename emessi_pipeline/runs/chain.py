@@ -8,6 +8,8 @@ database is the Ingestor's part.
 
 from __future__ import annotations
 
+import errno
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -20,6 +22,7 @@ from ..config import Profile
 from ..stages import audio
 from ..stages.align import align
 from ..stages.diarize import Diarizer, SpeakerCount
+from ..stages.errors import RecordingError
 from ..stages.models import MissingModelError
 from ..stages.records import Alignment, Diarization, MediaInfo, Observations, Transcript
 from ..stages.segment import observation_set_id, segment
@@ -35,8 +38,11 @@ STAGE_VERSIONS = {"extract": 1, "transcribe": 1, "diarize": 1, "align": 1, "segm
 # Settings that change speed, not results, stay out of the cache keys.
 SPEED_ONLY = {"asr": {"cpu_threads", "device"}, "diarization": {"threads", "threads_beside_asr", "batch_size", "device"}}
 
-# What a bad or unusual input raises inside a stage: a failure of that recording, not of the run.
-INPUT_ERRORS = (audio.MediaError, ValueError, RuntimeError, OSError)
+# What a stage raises about its input: a failure of that recording, not of the run. Anything
+# else is the machine's, the settings' or the code's fault and stops the run (RunStopped).
+INPUT_ERRORS = (RecordingError,)
+# OSErrors that say the machine is short of something; the run stops and says so plainly.
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENOMEM, errno.EIO}
 
 
 class StageError(RuntimeError):
@@ -49,6 +55,32 @@ class StageError(RuntimeError):
         """A bad input's error as the recording's failure at *stage*, on one line naming the file."""
         text = " ".join(str(error).split()) or type(error).__name__
         return cls(stage, text if str(path) in text else f"{path}: {text}")
+
+
+class RunStopped(RuntimeError):
+    """The run cannot go on, and the recording it was at is not to blame: nothing is marked
+    failed, and the next run tries that recording again."""
+
+    def __init__(self, stage: str, path: Path | None, cause: str):
+        where = f" at {path} ({stage})" if path is not None else ""
+        super().__init__(f"run stopped{where}: {cause}; the recording is not marked failed, "
+                         f"the next run tries it again")  # fmt: skip
+        self.stage, self.path, self.cause = stage, path, cause
+
+    @classmethod
+    def from_error(cls, stage: str, error: BaseException, path: Path | None) -> "RunStopped":
+        return cls(stage, path, describe_fault(error))
+
+
+def describe_fault(error: BaseException) -> str:
+    """One line for an error that is not the recording's: what ran short, or where the bug is."""
+    if isinstance(error, MemoryError):
+        return "out of memory (MemoryError); free memory or process fewer things at once"
+    if isinstance(error, OSError) and error.errno in ENVIRONMENT_ERRNOS:
+        where = f" ({error.filename})" if error.filename else ""
+        return f"{error.strerror or os.strerror(error.errno)}{where}"
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text} (a bad setting or a bug; EMESSI_DEBUG=1 shows the traceback)"
 
 
 class Host(Protocol):
@@ -168,10 +200,12 @@ class Chain:
             raise
         try:
             diarization = background.result()
-        except (StageError, MissingModelError):
-            raise
         except INPUT_ERRORS as error:
             raise StageError.from_input("diarize", error, self.path) from None
+        except (StageError, MissingModelError, RunStopped, KeyboardInterrupt):
+            raise
+        except Exception as error:
+            raise RunStopped.from_error("diarize", error, self.path) from error
         return transcript, diarization
 
     def _diarize_beside_asr(self, cancel_check: Callable[[], None]) -> Diarization:

@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 
 from ..config import Profile
-from ..dataset.connection import connect
+from ..dataset.connection import DatabaseBusyError, connect
 from ..dataset.load import (LoadedRecording, change_kind, finish_run, is_current, load_recording, record_failure,
                             resolve_failures, set_counts, start_run, unresolved_failure)  # fmt: skip
 from ..dataset.withdrawal import removed_on
@@ -31,7 +31,7 @@ from ..stages.transcribe import load_model, resolve_model
 from ..version import __version__
 from . import devices, environment, memory, privacy
 from .budget import Budget, Limits
-from .chain import INPUT_ERRORS, STAGES, Chain, StageError
+from .chain import INPUT_ERRORS, STAGES, Chain, RunStopped, StageError
 from .interrupts import protected
 from .lock import RunLock
 from .manifest import RecordingMeta, find_manifest, metadata_for, read_manifest
@@ -63,15 +63,53 @@ def _check_settled(path: Path, settle_seconds: float) -> None:
 
 @contextlib.contextmanager
 def _failing_as(stage: str, path: Path) -> Iterator[None]:
-    """A bad input inside the block is the recording's failure at *stage*, not the run's."""
+    """A bad input inside the block is the recording's failure at *stage*; any other error stops
+    the run without blaming the recording (a full disk would fail every file after it, and a
+    good recording marked failed would be skipped until someone noticed)."""
     try:
         yield
-    except (StageError, MissingModelError):
+    except INPUT_ERRORS as error:
+        raise StageError.from_input(stage, error, path) from None
+    except (StageError, MissingModelError, RunStopped, DatabaseBusyError):
         raise  # a missing model stops the batch: every other file would fail the same way
     except duckdb.InterruptException:
         raise KeyboardInterrupt from None  # Ctrl-C inside a query (no handler installed)
-    except INPUT_ERRORS as error:
-        raise StageError.from_input(stage, error, path) from None
+    except Exception as error:
+        raise RunStopped.from_error(stage, error, path) from error
+
+
+class RunDatabase:
+    """The run's way into the dataset: a connection for short pieces of work (a recording's
+    checks, its load transaction, a failure record), closed before any model runs and at least
+    every HOLD_S seconds, so that researchers can query, import coding sheets and assign speakers
+    while a long run goes on; their commands wait that long at most. Checks of unchanged
+    recordings in a row share one connection: opening one costs a good part of a second.
+    DuckDB lets one process write a file at a time; the run's own lock file keeps two runs apart."""
+
+    HOLD_S = 2.0
+
+    def __init__(self, path: Path, wait: float | None):
+        self.path, self.wait = Path(path), wait
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._opened = 0.0
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self._con is None:
+            self._con = connect(self.path, wait=self.wait)
+            self._opened = time.monotonic()
+        try:
+            yield self._con
+        except BaseException:
+            self.release()
+            raise
+        if time.monotonic() - self._opened > self.HOLD_S:
+            self.release()
+
+    def release(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
 
 
 class ModelCache:
@@ -96,7 +134,7 @@ class Ingestor:
         database_path: Path | None = None,
         reporter: Reporter | None = None,
         speaker_count: SpeakerCount | None = None,
-        db_wait: float = 0.0,
+        db_wait: float | None = None,  # None: EMESSI_DB_WAIT or the default (dataset.connection)
         model_cache: ModelCache | None = None,
         settle_seconds: float = 10.0,
     ):
@@ -198,14 +236,17 @@ class Ingestor:
             paths = shard.select(paths, source)
         index = ContentIndex(self.workspace.root / "content-index.json")
         self.artifacts_made = {}
-        con = None
+        db = None
         if until == "load":
-            con = connect(self.database_path, wait=self.db_wait)
-            start_run(con, run_id, __version__, self.profile.name, self.profile.model_dump(mode="json"), {},
-                      environment.describe(self.profile))  # fmt: skip
+            db = RunDatabase(self.database_path, self.db_wait)
+            with db.open() as con:
+                start_run(con, run_id, __version__, self.profile.name, self.profile.model_dump(mode="json"), {},
+                          environment.describe(self.profile))  # fmt: skip
+            db.release()
         results: list[RecordingResult] = []
         self.reporter.start(len(paths))
         budget = Budget(limits)
+        status = "interrupted"
         try:
             for path in paths:
                 self.reporter.file_started(path)
@@ -213,79 +254,100 @@ class Ingestor:
                     result = RecordingResult(path=str(path), status="deferred", message=budget.reason())
                 else:
                     meta = metadata_for(path, source, manifest, self.profile.metadata.filename_pattern)
-                    result = self.process(path, meta, index, until, con, run_id, retry_failed, cached_only)
+                    result = self.process(path, meta, index, until, db, run_id, retry_failed, cached_only)
                     budget.spend(result)
                 results.append(result)
                 self.reporter.file_finished(result)
                 index.save()
+            status = "complete"
+        except Exception:
+            status = "stopped"
+            raise
         finally:
-            index.save()
-            summary = IngestSummary(run_id, str(self.database_path) if con else None,
-                                    str(self.workspace.root), results,
-                                    time.monotonic() - started, dict(self.models), len(paths))  # fmt: skip
-            self.last_summary = summary
-            if con is not None:
-                status = "complete" if len(results) == len(paths) else "interrupted"
-                data = summary.to_dict()
-                data.pop("results")
-                with protected():
-                    finish_run(con, run_id, status, data)
-                con.close()
+            try:
+                index.save()
+            finally:
+                summary = IngestSummary(run_id, str(self.database_path) if db else None,
+                                        str(self.workspace.root), results,
+                                        time.monotonic() - started, dict(self.models), len(paths))  # fmt: skip
+                self.last_summary = summary
+                if db is not None:
+                    self._finish_run(db, run_id, status, summary)
         return summary
 
-    def process(self, path: Path, meta: RecordingMeta, index: ContentIndex, until: str, con, run_id: str,
-                retry_failed: bool = False, cached_only: bool = False) -> RecordingResult:  # fmt: skip
+    @staticmethod
+    def _finish_run(db: "RunDatabase", run_id: str, status: str, summary: IngestSummary) -> None:
+        data = summary.to_dict()
+        data.pop("results")
+        try:
+            with db.open() as con, protected():
+                finish_run(con, run_id, status, data)
+            db.release()
+        except (DatabaseBusyError, duckdb.Error, OSError):
+            if status == "complete":
+                raise
+            # The run is already stopping for a reason of its own, which is the one to report;
+            # the next run marks this one's row as killed.
+
+    def process(self, path: Path, meta: RecordingMeta, index: ContentIndex, until: str, db: "RunDatabase | None",
+                run_id: str, retry_failed: bool = False, cached_only: bool = False) -> RecordingResult:  # fmt: skip
         """One recording up to stage *until*; *cached_only* runs no model (see ``run``)."""
         path = audio.stored_path(path)
         result = RecordingResult(path=str(path), status="done")
         signature = file_signature(path)
-        if con is not None and not retry_failed:
-            earlier = unresolved_failure(con, path, signature)
+        if db is not None and not retry_failed:
+            with db.open() as con:
+                earlier = unresolved_failure(con, path, signature)
             if earlier:
                 stage, message = earlier
                 result.status, result.stage = "skipped", stage
                 result.message = f"failed before and unchanged since ({message}); --retry-failed to try again"
                 return result
         try:
-            self._process(path, meta, index, until, con, run_id, result, cached_only)
+            self._process(path, meta, index, until, db, run_id, result, cached_only)
         except StageError as error:
             result.status, result.stage, result.message = "failed", error.stage, str(error)
-            if con is not None:
-                with protected():
+            if db is not None:
+                with db.open() as con, protected():
                     record_failure(con, run_id, path, result.recording_id, error.stage, str(error), signature)
-        else:
-            if con is not None:
-                with protected():
-                    resolve_failures(con, path)
         return result
 
-    def _process(self, path: Path, meta: RecordingMeta, index: ContentIndex, until: str, con, run_id: str,
-                 result: RecordingResult, cached_only: bool) -> None:  # fmt: skip
+    def _process(self, path: Path, meta: RecordingMeta, index: ContentIndex, until: str, db: "RunDatabase | None",
+                 run_id: str, result: RecordingResult, cached_only: bool) -> None:  # fmt: skip
         _check_settled(path, self.settle_seconds)
         try:
             sha = index.sha256(path)
         except OSError as error:
             raise StageError("extract", f"{path}: cannot read it ({error.strerror or error})") from None
         result.recording_id = sha[:16]
-        if con is not None and (removed := removed_on(con, result.recording_id)) is not None:
+        removed = None
+        if db is not None:
+            with db.open() as con:
+                removed = removed_on(con, result.recording_id)
+        if removed is not None:
             # Before any model runs: its words must not come back into the workspace either.
             raise StageError("discover", f"{path}: removed from the dataset on {removed:%Y-%m-%d} (emessi forget "
                                          "--recording); take the file out of the folder")  # fmt: skip
         with _failing_as("extract", path):
             chain = Chain(self, path, sha, meta, result)
             self.artifacts_made[str(path)] = {"set_id": chain.set_id, "stage_keys": dict(chain.keys)}
-            if con is not None:
-                result.change = change_kind(con, path, result.recording_id)
-                if is_current(con, chain.recording_id, chain.set_id, path, meta):
-                    self._fill_from_database(con, chain, result)
-                    return
+            if db is not None:
+                with db.open() as con:
+                    result.change = change_kind(con, path, result.recording_id)
+                    if is_current(con, chain.recording_id, chain.set_id, path, meta):
+                        self._fill_from_database(con, chain, result)
+                        with protected():
+                            resolve_failures(con, path)
+                        return
             if cached_only:
                 self._require_cached(chain, until)
-        self._through(chain, until, con, run_id)
+        if db is not None:
+            db.release()  # the models take minutes: researchers may use the database meanwhile
+        self._through(chain, until, db, run_id)
         if until != "load" and not result.computed:
             result.status = "unchanged"
 
-    def _through(self, chain: Chain, until: str, con, run_id: str) -> None:
+    def _through(self, chain: Chain, until: str, db: "RunDatabase | None", run_id: str) -> None:
         """The stages in order, each given what the ones before produced; stops after *until*."""
         reached = lambda stage: STAGES.index(stage) <= STAGES.index(until)  # noqa: E731
         with _failing_as("extract", chain.path):
@@ -305,7 +367,7 @@ class Ingestor:
         if not reached("load"):
             return
         with _failing_as("load", chain.path):
-            fresh = self._load(con, chain, run_id, media, transcript, diarization, alignment, observations)
+            fresh = self._load(db, chain, run_id, media, transcript, diarization, alignment, observations)
         chain.result.status = "done" if fresh else "unchanged"
 
     def _require_cached(self, chain: Chain, until: str) -> None:
@@ -340,14 +402,14 @@ class Ingestor:
         needed = int(duration * self.profile.extract.sample_rate * 2) + MIN_FREE_BYTES
         self.workspace.root.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(self.workspace.root).free
-        if free < needed:
-            raise StageError(
-                "extract",
-                f"{path}: not enough free space in {self.workspace.root} "
+        if free < needed:  # the machine's fault, not the file's: every file after it would fail too
+            raise RunStopped(
+                "extract", path,
+                f"not enough free space in {self.workspace.root} "
                 f"(needs {needed / 1e6:.0f} MB for its audio, {free / 1e6:.0f} MB free)",
-            )
+            )  # fmt: skip
 
-    def _load(self, con, chain: Chain, run_id: str, media: MediaInfo, transcript: Transcript,
+    def _load(self, db: "RunDatabase", chain: Chain, run_id: str, media: MediaInfo, transcript: Transcript,
               diarization: Diarization, alignment: Alignment, observations: Observations) -> bool:  # fmt: skip
         item = LoadedRecording(
             recording_id=chain.recording_id, name=chain.path.stem, path=chain.path,
@@ -357,8 +419,10 @@ class Ingestor:
             asr_model=self.models.get("asr", ""), diarization_model=self.models.get("diarization", ""),
         )  # fmt: skip
         started = time.monotonic()
-        with protected():
+        with db.open() as con, protected():
             fresh = load_recording(con, item, run_id)
+            resolve_failures(con, path=chain.path)
+        db.release()
         chain.result.stage_seconds["load"] = round(time.monotonic() - started, 3)
         return fresh
 

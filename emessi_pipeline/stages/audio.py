@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import wave
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import ffmpeg
 import numpy as np
 
+from .errors import RecordingError
 from .records import MediaInfo
 
 MEDIA_SUFFIXES = {
@@ -17,8 +19,13 @@ MEDIA_SUFFIXES = {
 }  # fmt: skip
 
 
-class MediaError(RuntimeError):
-    """A recording that cannot be used; the message names the file and the cause."""
+class MediaError(RecordingError):
+    """A media file that cannot be used; the message names the file and the cause."""
+
+
+# ffmpeg reports a system error with its strerror text; these are about the machine it writes
+# on, not the file it reads, so they must not mark the recording failed.
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENOMEM)
 
 
 def _ffmpeg_reason(error: ffmpeg.Error) -> str:
@@ -91,6 +98,10 @@ def extract(path: Path, out: Path, audio_stream: int = 0, sample_rate: int = 16_
         )
     except ffmpeg.Error as error:
         partial.unlink(missing_ok=True)
+        said = (error.stderr or b"").decode(errors="replace")
+        for code in _WRITE_ERRNOS:
+            if os.strerror(code) in said:
+                raise OSError(code, os.strerror(code), str(out)) from None
         raise MediaError(f"{path}: audio extraction failed ({_ffmpeg_reason(error)})") from None
     os.replace(partial, out)
     return info
