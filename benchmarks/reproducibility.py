@@ -132,6 +132,8 @@ def table(results: list[dict]) -> None:
     print("|---|---|---|---|---|---|---|")
     for setting in SETTINGS:
         rows = [r for r in results if r["setting"] == setting]
+        if not rows:
+            continue
         fi = [r for r in rows if r["wer"] is not None and r["recording"] not in ("pyannote sample", "jfk")]
         en = [r for r in rows if r["wer"] is not None and r["recording"] in ("pyannote sample", "jfk")]
         mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")  # noqa: E731
