@@ -305,7 +305,11 @@ def test_an_old_database_gets_flags_on_demand_and_keeps_every_row(db, tmp_path):
                                         "WHERE table_schema = 'main' AND table_type = 'BASE TABLE'").fetchall()]  # fmt: skip
     rows = {t: sorted(map(repr, con.execute(f'SELECT * FROM "{t}"').fetchall())) for t in tables if t != "schema_info"}
     con.close()
-    items = json.loads(emessi("review", "--db", db, "--json").stdout)  # a read-only command
+    before = db.read_bytes()
+    refused = emessi("review", "--db", db, "--json", code=2)  # reading never changes the file: it says how
+    assert f"emessi upgrade --db {db}" in " ".join(refused.output.split()) and db.read_bytes() == before
+    emessi("upgrade", "--db", db)
+    items = json.loads(emessi("review", "--db", db, "--json").stdout)
     assert items and read(db, "SELECT value FROM schema_info WHERE key = 'schema_version'") == [(SCHEMA_VERSION,)]
     assert read(db, "SELECT observation_id, reason, value, detail FROM review_flags ORDER BY ALL") == made_at_load
     con = duckdb.connect(str(db), read_only=True)

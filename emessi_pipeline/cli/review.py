@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from ..dataset.review import REASONS
-from .common import DEFAULT_DB, AsJson, Db, Exit, dataset, err, out
+from .common import DEFAULT_DB, AsJson, Db, Exit, dataset, err, fail, out
 
 
 def register(app: typer.Typer) -> None:
@@ -42,6 +42,7 @@ def review_command(
       emessi review G1_S3_vertaismentorointi --reason low_confidence --reason overlap --limit 20
     """
     from ..config import load_profile
+    from ..dataset.connection import outdated
     from ..dataset.review import review_list, stale_sets
 
     try:
@@ -51,9 +52,8 @@ def review_command(
         raise typer.Exit(Exit.USAGE)
     with dataset(db) as con:
         if not con.execute("SELECT 1 FROM information_schema.tables WHERE table_name = 'review_sets'").fetchone():
-            err.print(f"[red]error:[/] {db} was made by an older version and another program holds it open, so its "
-                      "review flags cannot be added now; try again when it is free", highlight=False)  # fmt: skip
-            raise typer.Exit(Exit.NOTHING_DONE)
+            # Reading never changes the file (not even an old one): say which command does.
+            fail(outdated(con, db) or f"{db} has no review flags", Exit.USAGE)
         rid = _resolve(con, recording) if recording else None
         stale = stale_sets(con, config, rid)
     if stale:

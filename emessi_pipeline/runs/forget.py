@@ -38,6 +38,11 @@ def forget_in_workspace(workspace: Path, removal: Removal, dry_run: bool = False
                 for key in keys:
                     for path in sorted(stage_dir.glob(f"{key}.*")):
                         _forget_file(path, stage_dir.name, removal, recording_id, change, dry_run)
+            # A segmentation that was never loaded (another max_pause tried, say) holds the same
+            # words; its observation ids begin with the recording's id, so it can be found.
+            for path in sorted((ws.artifacts / "segment").glob("*.json")):
+                if path.stem not in keys and _segments_of(path, recording_id):
+                    _forget_file(path, "segment", removal, recording_id, change, dry_run)
             if removal.kind == "recording":
                 _drop_from_index(ws.root / "content-index.json", recording_id, change, dry_run)
     return change
@@ -59,6 +64,14 @@ def _forget_file(path: Path, stage: str, removal: Removal, recording_id: str, ch
         change.rewritten.append(str(path))
         if not dry_run:
             atomic_write_bytes(path, blanked.model_dump_json().encode())
+
+
+def _segments_of(path: Path, recording_id: str) -> bool:
+    try:
+        observations = Observations.model_validate_json(path.read_bytes()).observations
+    except (OSError, ValueError):
+        return False
+    return any(o.observation_id.startswith(recording_id[:12]) for o in observations)
 
 
 def _inside(start: float, end: float, spans) -> bool:
