@@ -157,14 +157,16 @@ def open_writer(path: Path, wait: float | None = None) -> Iterator[duckdb.DuckDB
 
 
 @contextmanager
-def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+def transaction(con: duckdb.DuckDBPyConnection, commit: bool = True) -> Iterator[None]:
+    """One transaction; rolled back on an error, and also at the end when *commit* is false (a dry
+    run that counts what it would change)."""
     con.execute("BEGIN TRANSACTION")
     try:
         yield
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    con.execute("COMMIT")
+    con.execute("COMMIT" if commit else "ROLLBACK")
 
 
 def _schema_version(con) -> str | None:

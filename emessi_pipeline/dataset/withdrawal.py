@@ -26,6 +26,7 @@ from pathlib import Path
 import duckdb
 
 from .common import DatasetError, new_id, now, resolve_recording
+from .connection import transaction
 
 WITHDRAWN = "withdrawn"
 
@@ -69,8 +70,7 @@ def forget_participant(con, participant_id: str, by: str | None, drop_turns: boo
         raise DatasetError(f"no participant {participant_id!r} (`emessi participants list` lists them)")
     removal = Removal("participant", participant_id, name=bool(known and known[0]), drop_turns=drop_turns,
                       assignments=assigned)  # fmt: skip
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con, commit=not dry_run):
         labels = con.execute(
             "SELECT DISTINCT recording_id, set_id, speaker_label FROM speaker_assignments "
             "WHERE participant_id = ? AND superseded_at IS NULL",
@@ -99,10 +99,6 @@ def forget_participant(con, participant_id: str, by: str | None, drop_turns: boo
         con.execute("DELETE FROM speaker_assignments WHERE participant_id = ?", [participant_id])
         con.execute("DELETE FROM participants WHERE participant_id = ?", [participant_id])
         _audit(con, action, removal, by)
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("ROLLBACK" if dry_run else "COMMIT")
     return removal
 
 
@@ -166,8 +162,7 @@ def forget_recording(con, recording: str, by: str | None, dry_run: bool = False)
     rid = rec.recording_id
     removal = Removal("recording", rid, samples=[f"{rec.name}_*.wav"])
     _describe(con, removal, rid)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con, commit=not dry_run):
         action = new_id()
         observations = f"(SELECT observation_id FROM observations WHERE recording_id = '{rid}')"
         removal.codings = _count(con.execute(f"DELETE FROM codings WHERE observation_id IN {observations}"))
@@ -185,10 +180,6 @@ def forget_recording(con, recording: str, by: str | None, dry_run: bool = False)
         con.execute("DELETE FROM recordings WHERE recording_id = ?", [rid])
         con.execute("INSERT INTO removed_recordings VALUES (?, ?, ?, ?)", [rid, sha, now(), action])
         _audit(con, action, removal, by)
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("ROLLBACK" if dry_run else "COMMIT")
     return removal
 
 
