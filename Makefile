@@ -14,7 +14,7 @@ demo: $(STAMP)
 	.venv/bin/emessi demo --folder demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"

@@ -40,6 +40,19 @@ def _age(path: Path, seconds: float = 60) -> Path:
     return path
 
 
+# test.wav is English speech. Decoded as Finnish (the default profile), every window falls back
+# through all six temperatures: six decodings where one does. These tests are about batches.
+ENGLISH = {"asr.language": "en"}
+
+
+@pytest.fixture(scope="module")
+def make_ingestor(make_ingestor):
+    def make(overrides: dict | None = None, **kwargs):
+        return make_ingestor(overrides={**ENGLISH, **(overrides or {})}, **kwargs)
+
+    return make
+
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> Path:
     """One workspace for the module: after the first run the good file's stages are cached."""
@@ -103,7 +116,7 @@ def test_bad_files_fail_alone_leave_the_database_untouched_and_retry_only_when_c
     fixed = good / "text named.mp4"
     ffmpeg("-i", str(shared("faster_whisper_testdata", "jfk.flac")), "-f", "mp4", "-c:a", "aac", str(fixed))
     _age(fixed, 30)
-    after_fix = make_ingestor(workspace=workspace, db=db, overrides={"asr.language": "en"}).run(good)
+    after_fix = make_ingestor(workspace=workspace, db=db).run(good)
     assert {Path(r.path).name: r.status for r in after_fix.results}["text named.mp4"] == "done"
 
 
@@ -130,7 +143,7 @@ def test_unreadable_file_is_reported_as_such(make_ingestor, tmp_path, good):
     db = tmp_path / "perm.duckdb"
     caps = "-dac_override,-dac_read_search"
     cmd = ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}", "--", sys.executable, "-m", "emessi_pipeline",
-           "ingest", str(good), "--db", str(db), "-w", str(tmp_path / "w"), "--json"]  # fmt: skip
+           "ingest", str(good), "--db", str(db), "-w", str(tmp_path / "w"), "--language", "en", "--json"]  # fmt: skip
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     if "setpriv" in result.stderr and "Operation not permitted" in result.stderr:
         pytest.skip("this sandbox does not allow dropping capabilities")
@@ -240,7 +253,8 @@ def test_database_held_by_another_program_is_a_clear_message_and_wait_retries(tm
     duckdb.connect(str(db)).close()
     hold = ("import duckdb, sys, time\ncon = duckdb.connect(sys.argv[1])\nprint('open', flush=True)\n"
             "time.sleep(float(sys.argv[2]))\ncon.close()\n")  # fmt: skip
-    args = [sys.executable, "-m", "emessi_pipeline", "ingest", str(good), "--db", str(db), "-w", str(tmp_path / "w"), "--json"]
+    args = [sys.executable, "-m", "emessi_pipeline", "ingest", str(good), "--db", str(db), "-w", str(tmp_path / "w"),
+            "--language", "en", "--json"]  # fmt: skip
     holder = subprocess.Popen([sys.executable, "-c", hold, str(db), "30"], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "open"
     refused = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -342,7 +356,7 @@ def test_cli_log_file_in_json_lines_and_status_json(tmp_path, good):
     db, work, log = tmp_path / "log.duckdb", tmp_path / "w", tmp_path / "logs" / "ingest.jsonl"
     runner = CliRunner()
     result = runner.invoke(app, ["ingest", str(good), "--db", str(db), "-w", str(work), "--log-file", str(log),
-                                 "--log-format", "jsonl", "--json"])  # fmt: skip
+                                 "--log-format", "jsonl", "--language", "en", "--json"])  # fmt: skip
     assert result.exit_code == Exit.SOME_FAILED
     events = [json.loads(line) for line in log.read_text().splitlines()]
     assert [e["event"] for e in events] == ["run_started", "recording", "recording", "run_finished"]

@@ -128,7 +128,7 @@ def test_ingest_opens_no_network_connection(tmp_path):
         from emessi_pipeline.cli import app
         try:
             app(["ingest", {str(tmp_path / "rec")!r}, "--db", {str(tmp_path / "n.duckdb")!r},
-                 "-w", {str(tmp_path / "w")!r}, "--json"])
+                 "-w", {str(tmp_path / "w")!r}, "--language", "en", "--json"])
         except SystemExit as done:
             code = done.code
         import socket

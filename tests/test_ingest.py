@@ -205,7 +205,7 @@ def test_a_bad_file_fails_alone_and_is_recorded(make_ingestor, tmp_path):
     folder = tmp_path / "batch"
     copy_to(shared("picovoice_falcon_test", "test.wav"), folder, "hyvä äänite.wav")
     (folder / "rikki.mp4").write_text("not a video")
-    ingestor = make_ingestor()
+    ingestor = make_ingestor(overrides={"asr.language": "en"})  # as Finnish, six decodings per window
     summary = ingestor.run(folder)
     status = {Path(r.path).name: (r.status, r.stage) for r in summary.results}
     assert status == {"hyvä äänite.wav": ("done", None), "rikki.mp4": ("failed", "extract")}

@@ -273,7 +273,8 @@ def test_ingest_and_query_succeed_in_a_network_namespace_without_interfaces(tmp_
     ffmpeg("-i", str(shared("picovoice_falcon_test", "test.wav")), "-t", "6", str(rec / "clip.wav"))
     db, work = tmp_path / "n.duckdb", tmp_path / "w"
     cli = [sys.executable, "-m", "emessi_pipeline"]
-    ingest = _no_network(*cli, "ingest", str(rec), "--db", str(db), "-w", str(work), "--json", cwd=REPO)
+    ingest = _no_network(*cli, "ingest", str(rec), "--db", str(db), "-w", str(work), "--language", "en", "--json",
+                         cwd=REPO)  # fmt: skip
     assert ingest.returncode == 0, ingest.stderr[-2000:]
     assert json.loads(ingest.stdout)["done"] == 1
     query = _no_network(*cli, "query", "SELECT count(*) AS n FROM current_observations", "--db", str(db),

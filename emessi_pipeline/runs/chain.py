@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -192,12 +193,14 @@ class Chain:
 
     def _overlapped(self, media: MediaInfo) -> tuple[Transcript, Diarization]:
         self.audio()  # read once, before both stages share it
-        background = Background(self._diarize_beside_asr, "diarize").start()
+        transcribed = threading.Event()
+        background = Background(lambda check: self._diarize_beside_asr(check, transcribed), "diarize").start()
         try:
             transcript = self.transcribe(media)
         except BaseException:
             background.cancel()
             raise
+        transcribed.set()
         try:
             diarization = background.result()
         except INPUT_ERRORS as error:
@@ -208,14 +211,24 @@ class Chain:
             raise RunStopped.from_error("diarize", error, self.path) from error
         return transcript, diarization
 
-    def _diarize_beside_asr(self, cancel_check: Callable[[], None]) -> Diarization:
+    def _diarize_beside_asr(self, cancel_check: Callable[[], None], transcribed: threading.Event) -> Diarization:
         import torch
 
         cfg = self.profile.diarization
         self.host.diarizer()  # loading it sets its own thread count
         torch.set_num_threads(cfg.threads_beside_asr)
+
+        def check() -> None:
+            cancel_check()
+            # Once transcription is done its cores are free: take them at the next progress step.
+            # torch's thread count is per calling thread, so only this thread can raise its own.
+            # The turns do not depend on the thread count: tests/test_scale.py compares a run that
+            # diarises on two threads with shards that start on one.
+            if transcribed.is_set() and torch.get_num_threads() != cfg.threads:
+                torch.set_num_threads(cfg.threads)
+
         try:
-            return self.diarize(cancel_check)
+            return self.diarize(check)
         finally:
             torch.set_num_threads(cfg.threads)
 
