@@ -55,7 +55,7 @@ def fail(message: object, code: Exit = Exit.USAGE) -> NoReturn:
     raise typer.Exit(code)
 
 
-def count(n: int, noun: str) -> str:
+def quantity(n: int, noun: str) -> str:
     """'1 recording', '2 recordings'."""
     return f"{n} {noun}" + ("" if n == 1 else "s")
 

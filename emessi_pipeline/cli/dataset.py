@@ -312,13 +312,14 @@ def coding_import(
 
       emessi coding import coding-ben.xlsx --coder ben --new-coder
     """
+    from ..dataset.coders import find_coder
     from ..dataset.coding import import_sheet
     from ..dataset.common import DatasetError
     from ..dataset.exports.qdpx import import_qdpx
 
     with dataset(db, write=True) as con:
         if sheet.suffix.lower() == ".qdpx":
-            summary = import_qdpx(con, sheet, coder)
+            summary = import_qdpx(con, sheet, coder and (find_coder(con, coder) or coder))
         else:
             if not coder:
                 raise DatasetError("give the coder's name: --coder NAME")

@@ -27,7 +27,7 @@ from ..runs.runlog import FileLog, Reporters
 from ..runs.shard import Shard
 from ..stages.diarize import SpeakerCount
 from ..stages.models import MissingModelError
-from .common import DEFAULT_DB, DEFAULT_WORKSPACE, Exit, LoadDb, ProfileOpt, SummaryJson, Work, count, err, fail, out
+from .common import DEFAULT_DB, DEFAULT_WORKSPACE, Exit, LoadDb, ProfileOpt, SummaryJson, Work, err, fail, out, quantity
 
 Source = Annotated[Path, typer.Argument(help="A folder of recordings (searched recursively) or one file.")]
 NumSpk = Annotated[Optional[int], typer.Option("--num-speakers", min=1, help="Exact speaker count for every recording.")]
@@ -206,7 +206,7 @@ def _report(summary: IngestSummary, as_json: bool) -> None:
     rtf = data["real_time_factor"]
     extra = "".join(f", {data[k]} {k}" for k in ("skipped", "deferred") if data[k])
     out.print(
-        f"{count(data['recordings'], 'recording')} ({data['new']} new, {data['changed']} changed; {data['done']} done, "
+        f"{quantity(data['recordings'], 'recording')} ({data['new']} new, {data['changed']} changed; {data['done']} done, "
         f"{data['unchanged']} unchanged, {data['failed']} failed{extra}); {data['audio_seconds'] / 60:.1f} min of audio, "
         f"{data['speakers']} speakers, {data['observations']} observations; "
         f"wall {data['wall_seconds']:.1f} s" + (f", real-time factor {rtf:.3f}" if rtf else ""),
@@ -319,7 +319,7 @@ def status(
         cells = [f"[{colour[v]}]{v}[/]" for v in r["stages"].values()]
         table.add_row(Path(r["path"]).name, *cells, r["cause"] or r["note"] or "")
     out.print(table)
-    out.print(f"{count(len(rows), 'recording')}: {totals['done']} loaded, {totals['failed']} failed, {totals['pending']} pending")
+    out.print(f"{quantity(len(rows), 'recording')}: {totals['done']} loaded, {totals['failed']} failed, {totals['pending']} pending")
     if note:
         out.print(note, highlight=False, soft_wrap=True)
 

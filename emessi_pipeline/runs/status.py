@@ -73,7 +73,7 @@ def _row(host: Host, path: Path, source: Path, manifest, index: ContentIndex, co
         row["stages"] = {stage: "done" for stage in STAGES}
         row["set_id"] = loaded
         if loaded != chain.set_id:
-            row["note"] = "loaded with other settings than these (an ingest with these would make a new observation set)"
+            row["note"] = "loaded with other settings (ingest with these would make a new set)"
     elif failure:
         row["stages"][failure[0] if failure[0] in STAGES else "extract"] = "failed"
         row["cause"] = failure[1]
