@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from .common import DEFAULT_DB, AsJson, Db, RecordingArg, WithNames, dataset, err, fail, out, print_table
+from .common import DEFAULT_DB, AsJson, Db, RecordingArg, WithNames, dataset, err, fail, out, print_table, quantity
 
 speakers_app = typer.Typer(help="Who each diarised speaker is: list labels, assign participants and roles.\n\n"
                            "Example:\n\n  emessi speakers list G1_S3 --samples samples/", no_args_is_help=True)  # fmt: skip
@@ -203,7 +203,7 @@ def codebook_import(
         plan = plan_codebook_import(con, file)
     retiring = plan.retired + [f"{d} (dimension)" for d in plan.retired_dimensions]
     if plan.new and retiring and not yes:
-        what = f"{len(plan.retired)} codes" + (f" and {len(plan.retired_dimensions)} dimensions" if plan.retired_dimensions else "")
+        what = quantity(len(plan.retired), "code") + (f" and {quantity(len(plan.retired_dimensions), 'dimension')}" if plan.retired_dimensions else "")
         if not sys.stdin.isatty():
             fail(f"nothing imported: {file.name} leaves out {what}, which would be retired "
                  f"({', '.join(retiring)}); check it is the whole codebook, then add --yes")
@@ -221,7 +221,7 @@ def codebook_import(
 
 
 def _codebook_change(result) -> str:
-    parts = [f"{len(result.added)} codes added", f"{len(result.changed)} changed",
+    parts = [f"{quantity(len(result.added), 'code')} added", f"{len(result.changed)} changed",
              f"{len(result.reactivated)} re-activated" + (f" ({', '.join(result.reactivated)})" if result.reactivated else ""),
              f"{len(result.retired)} retired" + (f" ({', '.join(result.retired)})" if result.retired else "")]  # fmt: skip
     if result.retired_dimensions:
