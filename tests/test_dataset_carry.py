@@ -30,7 +30,7 @@ def _code_everything(db: Path, tmp_path: Path, coder: str) -> Path:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    emessi("coding", "import", sheet, "--coder", coder, "--db", db)
+    emessi("coding", "import", sheet, "--coder", coder, "--new-coder", "--db", db)
     return sheet
 
 
@@ -144,14 +144,14 @@ def test_a_sheet_exported_before_the_reingest_still_lands_on_the_current_set(rep
     db, old_set, new_set, _, sheets = reprocessed
     # carl codes on a sheet of the old set's observations: his work is carried to the new set
     late = _rewrite(sheets[0], tmp_path / "carl.csv", "support")
-    summary = json.loads(emessi("coding", "import", late, "--coder", "carl", "--db", db, "--json").stdout)
+    summary = json.loads(emessi("coding", "import", late, "--coder", "carl", "--new-coder", "--db", db, "--json").stdout)
     assert summary["added"] > 0 and summary["carried"] > 0
     assert summary["carried"] + summary["for_review"] == summary["added"]
     current = _read(db, "SELECT count(*) FROM current_codings WHERE coder = 'carl' AND code = 'support'")[0][0]
     assert current == summary["carried"]
     # anna revising her old sheet collides with her carried codings: those go to review, not over them
     revised = _rewrite(sheets[0], tmp_path / "anna-late.csv", "technical")
-    summary = json.loads(emessi("coding", "import", revised, "--coder", "anna", "--db", db, "--json").stdout)
+    summary = json.loads(emessi("coding", "import", revised, "--coder", "anna", "--new-coder", "--db", db, "--json").stdout)
     assert summary["added"] > 0 and summary["carried"] + summary["for_review"] == summary["added"]
     reasons = [r[0] for r in _read(db, "SELECT reason FROM carry_review WHERE kind = 'coding' AND reason LIKE '%already has function=%'")]
     assert len(reasons) > 0

@@ -51,7 +51,7 @@ def coded(db, tmp_path):
         row["function"] = FUNCTIONS[i % len(FUNCTIONS)]
         row["topic"] = "wellbeing;working_time" if i % 3 == 0 else "frame_of_work"
     sheet = _write(rows, tmp_path / "anna-filled.csv")
-    result = emessi("coding", "import", sheet, "--coder", "anna", "--db", db, "--json")
+    result = emessi("coding", "import", sheet, "--coder", "anna", "--new-coder", "--db", db, "--json")
     assert result.exit_code == 0, result.output
     return db, sheet, rows, json.loads(result.stdout)
 
@@ -80,7 +80,7 @@ def test_import_writes_every_code_and_the_same_sheet_twice_changes_nothing(coded
     expected |= {(r["observation_id"], "topic", t) for r in rows for t in r["topic"].split(";")}
     assert set(stored) == expected and len(stored) == len(expected)
     before = snapshot(db)
-    again = emessi("coding", "import", sheet, "--coder", "anna", "--db", db, "--json")
+    again = emessi("coding", "import", sheet, "--coder", "anna", "--new-coder", "--db", db, "--json")
     assert again.exit_code == 0
     assert json.loads(again.stdout)["added"] == 0 and json.loads(again.stdout)["unchanged"] == len(expected)
     assert snapshot(db) == before
@@ -92,14 +92,14 @@ def test_two_coders_are_both_kept_and_a_changed_answer_supersedes_without_deleti
     assert all(r["function"] == "" for r in ben)  # another coder starts empty
     for r in ben:
         r["function"] = "question"
-    assert emessi("coding", "import", _write(ben, tmp_path / "ben.csv"), "--coder", "ben", "--db", db).exit_code == 0
+    assert emessi("coding", "import", _write(ben, tmp_path / "ben.csv"), "--coder", "ben", "--new-coder", "--db", db).exit_code == 0
     per_coder = dict(_read(db, "SELECT coder, count(*) FROM current_codings WHERE dimension = 'function' GROUP BY 1"))
     assert per_coder == {"anna": len(rows), "ben": len(rows)}
     # anna changes her mind on one row: the old coding stays in the table, superseded
     anna = _sheet(db, tmp_path, "anna", "--recording", DEMO)
     assert [r["function"] for r in anna] == [r["function"] for r in rows]  # her codings come pre-filled
     anna[0]["function"] = "technical" if anna[0]["function"] != "technical" else "support"
-    assert emessi("coding", "import", _write(anna, tmp_path / "anna2.csv"), "--coder", "anna", "--db", db).exit_code == 0
+    assert emessi("coding", "import", _write(anna, tmp_path / "anna2.csv"), "--coder", "anna", "--new-coder", "--db", db).exit_code == 0
     history = _read(db, "SELECT code, superseded_at IS NULL FROM codings WHERE coder = 'anna' AND dimension = 'function' "
                         "AND observation_id = ? ORDER BY coded_at", [anna[0]["observation_id"]])  # fmt: skip
     assert history == [(rows[0]["function"], False), (anna[0]["function"], True)]
@@ -114,7 +114,7 @@ def test_a_bad_sheet_lists_every_bad_row_with_its_line_and_writes_nothing(coded,
     bad[3]["topic"] = "wellbeing;nonsense"          # line 5: unknown code inside a multi cell
     bad[4]["function"] = "technical"                # line 6: fine, but must not go in either
     before = snapshot(db)
-    result = emessi("coding", "import", _write(bad, tmp_path / "bad.csv"), "--coder", "carl", "--db", db)
+    result = emessi("coding", "import", _write(bad, tmp_path / "bad.csv"), "--coder", "carl", "--new-coder", "--db", db)
     assert result.exit_code == Exit.USAGE
     text = " ".join(result.output.split())
     assert "line 2: function: unknown code 'nonsense'" in text
@@ -129,11 +129,11 @@ def test_a_sheet_for_another_codebook_or_not_a_sheet_is_refused(coded, tmp_path)
     db, _, rows, _ = coded
     before = snapshot(db)
     other = [{"observation_id": r["observation_id"], "sentiment": "positive"} for r in rows]
-    result = emessi("coding", "import", _write(other, tmp_path / "other.csv"), "--coder", "anna", "--db", db)
+    result = emessi("coding", "import", _write(other, tmp_path / "other.csv"), "--coder", "anna", "--new-coder", "--db", db)
     assert result.exit_code == Exit.USAGE and "sentiment" in result.output and "another codebook" in " ".join(result.output.split())
     junk = tmp_path / "junk.xlsx"
     junk.write_bytes(b"PK\x03\x04 not really a workbook")
-    result = emessi("coding", "import", junk, "--coder", "anna", "--db", db)
+    result = emessi("coding", "import", junk, "--coder", "anna", "--new-coder", "--db", db)
     assert result.exit_code == Exit.USAGE and "not a readable XLSX" in result.output
     assert snapshot(db) == before
 
@@ -149,7 +149,7 @@ def test_xlsx_round_trip_and_text_corrections(db, tmp_path):
     sheet.cell(row=2, column=col["function"], value="question")
     sheet.cell(row=2, column=col["corrected_text"], value="Korjattu teksti.")
     book.save(xlsx)
-    result = emessi("coding", "import", xlsx, "--coder", "dana", "--db", db, "--json")
+    result = emessi("coding", "import", xlsx, "--coder", "dana", "--new-coder", "--db", db, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["added"] == 1 and json.loads(result.stdout)["corrections"] == 1
     obs = sheet.cell(row=2, column=col["observation_id"]).value
@@ -164,7 +164,7 @@ def test_a_new_codebook_version_retires_codes_and_keeps_their_codings(coded, tmp
     text = CODEBOOK.read_text()
     changed = tmp_path / "codebook_v2.yaml"
     changed.write_text(text[: text.index("      - id: technical")])  # the last function code
-    result = emessi("codebook", "import", changed, "--db", db)
+    result = emessi("codebook", "import", changed, "--db", db, "--yes")
     assert result.exit_code == 0 and "version 2" in result.output and "function/technical" in result.output
     assert _read(db, "SELECT retired FROM codebook_codes WHERE code = 'technical'") == [(True,)]
     kept = _read(db, "SELECT count(*), bool_and(code_retired) FROM current_codings WHERE code = 'technical'")
@@ -172,7 +172,7 @@ def test_a_new_codebook_version_retires_codes_and_keeps_their_codings(coded, tmp
     assert emessi("codebook", "import", changed, "--db", db).output.startswith("codebook unchanged")
     # a retired code cannot be given again, and says why
     sheet = [dict(rows[1], function="technical")]
-    result = emessi("coding", "import", _write(sheet, tmp_path / "late.csv"), "--coder", "eve", "--db", db)
+    result = emessi("coding", "import", _write(sheet, tmp_path / "late.csv"), "--coder", "eve", "--new-coder", "--db", db)
     assert result.exit_code == Exit.USAGE and "retired" in result.output
 
 
@@ -181,7 +181,7 @@ def test_agreement_matches_cohens_formula(coded, tmp_path):
     ben = _sheet(db, tmp_path, "ben", "--recording", DEMO)
     for i, r in enumerate(ben):  # ben agrees on the first half, then answers one category over
         r["function"] = rows[i]["function"] if i < len(rows) // 2 else FUNCTIONS[(i + 1) % len(FUNCTIONS)]
-    assert emessi("coding", "import", _write(ben, tmp_path / "ben.csv"), "--coder", "ben", "--db", db).exit_code == 0
+    assert emessi("coding", "import", _write(ben, tmp_path / "ben.csv"), "--coder", "ben", "--new-coder", "--db", db).exit_code == 0
     result = emessi("coding", "agreement", "--coders", "anna,ben", "--db", db, "--json")
     assert result.exit_code == 0
     by_dim = {r["dimension"]: r for r in json.loads(result.stdout)}

@@ -19,7 +19,7 @@ COMMANDS = [
     ["speakers", "list"], ["speakers", "assign"], ["speakers", "import"], ["participants", "add"],
     ["participants", "list"], ["codebook", "import"], ["codebook", "show"], ["coding", "export"],
     ["coding", "import"], ["coding", "agreement"], ["coding", "review"], ["export", "table"],
-    ["export", "transcript"], ["export", "qdpx"],
+    ["export", "transcript"], ["export", "qdpx"], ["coding", "coders"], ["coding", "coders", "add"],
 ]  # fmt: skip
 
 

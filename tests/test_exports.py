@@ -43,7 +43,7 @@ def coded(db, tmp_path):
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    emessi("coding", "import", sheet, "--coder", "anna", "--db", db)
+    emessi("coding", "import", sheet, "--coder", "anna", "--new-coder", "--db", db)
     return db, pristine
 
 
@@ -232,7 +232,7 @@ def test_qualcoder_reads_coder_names_media_names_and_millisecond_stamps(coded, t
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    emessi("coding", "import", sheet, "--coder", "bea", "--db", db)
+    emessi("coding", "import", sheet, "--coder", "bea", "--new-coder", "--db", db)
     recordings = {name: Path(path) for name, path in _read(db, "SELECT name, path FROM recordings")}
     anna = _read(db, "SELECT count(*) FROM current_codings WHERE coder = 'anna'")[0][0]
 

@@ -149,7 +149,7 @@ def test_a_withdrawn_participant_leaves_no_words_behind(db, work, tmp_path, data
     marker = "Korjattusalaisuus"
     with open(tmp_path / "fill.csv", "w", encoding="utf-8") as handle:
         handle.write("observation_id,function,corrected_text\n" + f"{obs},question,{marker} teksti\n")
-    emessi("coding", "import", tmp_path / "fill.csv", "--coder", "anna", "--db", db)
+    emessi("coding", "import", tmp_path / "fill.csv", "--coder", "anna", "--new-coder", "--db", db)
     assert _read(db, "SELECT count(*) FROM current_codings WHERE observation_id = ?", [obs]) == [(1,)]
     wal = Path(f"{db}.wal")
     before = db.read_bytes() + (wal.read_bytes() if wal.exists() else b"")

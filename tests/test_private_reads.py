@@ -169,7 +169,7 @@ def test_a_zip_bomb_sheet_or_project_is_one_line_and_imports_nothing(small, tmp_
     assert emessi("codebook", "import", CODEBOOK, "--db", small).exit_code == 0
     before = snapshot(small)
     sheet = _bomb(tmp_path / "bomb.xlsx", "xl/worksheets/sheet1.xml", ["[Content_Types].xml", "xl/workbook.xml"])
-    _refused(small, emessi("coding", "import", sheet, "--coder", "anna", "--db", small),
+    _refused(small, emessi("coding", "import", sheet, "--coder", "anna", "--new-coder", "--db", small),
              "bomb.xlsx", "xl/worksheets/sheet1.xml", "zip bomb")  # fmt: skip
     project = _bomb(tmp_path / "bomb.qdpx", "project.qde")
     _refused(small, emessi("coding", "import", project, "--db", small), "bomb.qdpx", "project.qde", "zip bomb")
@@ -177,7 +177,7 @@ def test_a_zip_bomb_sheet_or_project_is_one_line_and_imports_nothing(small, tmp_
     with zipfile.ZipFile(crowded, "w") as archive:
         for i in range(10_001):
             archive.writestr(f"xl/m{i}.xml", "")
-    _refused(small, emessi("coding", "import", crowded, "--coder", "anna", "--db", small), "10001 members")
+    _refused(small, emessi("coding", "import", crowded, "--coder", "anna", "--new-coder", "--db", small), "10001 members")
     assert snapshot(small) == before
 
 
@@ -202,7 +202,7 @@ def test_a_formula_in_a_correction_stays_text_in_every_sheet_and_round_trips(db,
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    result = emessi("coding", "import", first, "--coder", "anna", "--db", db, "--json")
+    result = emessi("coding", "import", first, "--coder", "anna", "--new-coder", "--db", db, "--json")
     assert result.exit_code == 0 and json.loads(result.stdout)["corrections"] == 3, result.output
     stored = dict(read(db, "SELECT observation_id, text FROM utterances WHERE corrected"))
     assert stored == typed
@@ -230,7 +230,7 @@ def test_a_formula_in_a_correction_stays_text_in_every_sheet_and_round_trips(db,
         writer.writeheader()
         writer.writerows(sheet.values())
     for path in (again.with_suffix(".csv"), again.with_suffix(".xlsx")):
-        result = emessi("coding", "import", path, "--coder", "anna", "--db", db, "--json")
+        result = emessi("coding", "import", path, "--coder", "anna", "--new-coder", "--db", db, "--json")
         assert result.exit_code == 0 and json.loads(result.stdout)["corrections"] == 0, (path, result.output)
     assert dict(read(db, "SELECT observation_id, text FROM utterances WHERE corrected")) == typed
 

@@ -58,7 +58,7 @@ def test_a_changed_file_replaces_its_recording_and_its_work_follows(tmp_path):
     sheet = tmp_path / "anna.csv"
     emessi("coding", "export", "--coder", "anna", "--recording", NAME, "--out", sheet, "--db", db)
     coded = _fill(sheet, tmp_path / "anna-coded.csv", correct=True)
-    emessi("coding", "import", tmp_path / "anna-coded.csv", "--coder", "anna", "--db", db)
+    emessi("coding", "import", tmp_path / "anna-coded.csv", "--coder", "anna", "--new-coder", "--db", db)
     ben_sheet = tmp_path / "ben.csv"  # exported now, filled in and imported after the file changed
     emessi("coding", "export", "--coder", "ben", "--recording", NAME, "--out", ben_sheet, "--db", db)
     before = {
@@ -117,7 +117,7 @@ def test_a_changed_file_replaces_its_recording_and_its_work_follows(tmp_path):
 
     # A sheet exported before the change still lands: on the recording that replaced it.
     coded_ben = _fill(ben_sheet, tmp_path / "ben-coded.csv", correct=False)
-    emessi("coding", "import", tmp_path / "ben-coded.csv", "--coder", "ben", "--db", db)
+    emessi("coding", "import", tmp_path / "ben-coded.csv", "--coder", "ben", "--new-coder", "--db", db)
     on_new = read(db, "SELECT count(*) FROM current_codings WHERE coder = 'ben'")[0][0]
     ben_review = read(db, "SELECT count(*) FROM carry_review r JOIN codings c ON r.item_id = c.coding_id "
                           "WHERE c.coder = 'ben' AND r.new_set_id = ?", [new_set])[0][0]  # fmt: skip

@@ -55,12 +55,27 @@ def fail(message: object, code: Exit = Exit.USAGE) -> NoReturn:
     raise typer.Exit(code)
 
 
+def quantity(n: int, noun: str) -> str:
+    """'1 recording', '2 recordings'."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def cell_text(value) -> str:
+    """A value as a table shows it: missing (None, NaN, pandas' NA, NaT) is empty."""
+    from pandas import isna
+    from pandas.api.types import is_scalar
+
+    if value is None or (is_scalar(value) and bool(isna(value))):
+        return ""
+    return str(value)
+
+
 def print_table(columns: list[str], rows) -> None:
     table = Table(show_edge=False)
     for column in columns:
         table.add_column(str(column))
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*(cell_text(v) for v in row))
     out.print(table)
 
 

@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from .common import DEFAULT_DB, AsJson, Db, RecordingArg, WithNames, dataset, err, fail, out, print_table
+from .common import DEFAULT_DB, AsJson, Db, RecordingArg, WithNames, dataset, err, fail, out, print_table, quantity
 
 speakers_app = typer.Typer(help="Who each diarised speaker is: list labels, assign participants and roles.\n\n"
                            "Example:\n\n  emessi speakers list G1_S3 --samples samples/", no_args_is_help=True)  # fmt: skip
@@ -130,22 +130,27 @@ def speakers_assign(
     recording: RecordingArg,
     label: Annotated[str, typer.Argument(help="Diarisation label, e.g. SPEAKER_00.")],
     participant: Annotated[Optional[str], typer.Option("--participant", help="Participant id (registered in the recording's group if new).")] = None,
-    role: Annotated[str, typer.Option("--role", help="leader, facilitator, participant or unknown.")] = "participant",
-    name: Annotated[Optional[str], typer.Option("--name", help="Participant's name, if new.")] = None,
+    role: Annotated[Optional[str], typer.Option("--role", help="leader, facilitator, participant or unknown (a new assignment: participant with --participant, else unknown).")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="The participant's name (of --participant, or of the one assigned).")] = None,
     by: Annotated[Optional[str], typer.Option("--by", help="Who made the assignment.")] = None,
     db: Db = DEFAULT_DB,
 ) -> None:
     """Say who a diarisation label is (survives re-ingest: carried to the matching label).
 
+    Only the fields given change: --role alone keeps the participant, --name alone names the
+    participant assigned.
+
     Example:
 
       emessi speakers assign G1_S3_vertaismentorointi SPEAKER_00 --participant G1-P03 --role leader
     """
-    from ..dataset.speakers import Assignment, assign
+    from ..dataset.speakers import assign_fields
 
     with dataset(db, write=True) as con:
-        changed = assign(con, [Assignment(recording, label, participant, role, name)], by)
-    out.print(f"{label} → {participant or '-'} ({role})" + ("" if changed else " (already so)"), highlight=False)
+        now_in_force, changed = assign_fields(con, recording, label, participant, role, name, by)
+    named = f" (named {name})" if name is not None else ""
+    out.print(f"{label} → {now_in_force.participant_id or '-'} ({now_in_force.role}){named}"
+              + ("" if changed or name is not None else " (already so)"), highlight=False)  # fmt: skip
 
 
 @speakers_app.command("import")
@@ -178,24 +183,50 @@ def speakers_import(
 @codebook_app.command("import")
 def codebook_import(
     file: Annotated[Path, typer.Argument(help="Codebook YAML or CSV (dimension, code, label, description[, multiple]).")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Retire the codes the file leaves out without asking (for scripts).")] = False,
     db: Db = DEFAULT_DB,
 ) -> None:
-    """Import a codebook as a new version; removed codes are kept as retired, never deleted.
+    """Import a codebook as a new version; codes it leaves out are retired (kept, never deleted).
+
+    What would change is shown first; retiring codes is asked for on a terminal and needs --yes
+    elsewhere. Re-activated codes (retired before, back in the file) are listed too.
 
     Example:
 
       emessi codebook import configs/codebook_example.yaml
     """
-    from ..dataset.codebook import import_codebook
+    import sys
 
+    from ..dataset.codebook import import_codebook, plan_codebook_import
+
+    with dataset(db) as con:
+        plan = plan_codebook_import(con, file)
+    retiring = plan.retired + [f"{d} (dimension)" for d in plan.retired_dimensions]
+    if plan.new and retiring and not yes:
+        what = quantity(len(plan.retired), "code") + (f" and {quantity(len(plan.retired_dimensions), 'dimension')}" if plan.retired_dimensions else "")
+        if not sys.stdin.isatty():
+            fail(f"nothing imported: {file.name} leaves out {what}, which would be retired "
+                 f"({', '.join(retiring)}); check it is the whole codebook, then add --yes")
+        out.print(_codebook_change(plan), highlight=False, soft_wrap=True)
+        out.print(f"[yellow]{what} would be retired[/] (their codings stay, new codings with them are refused): "
+                  + ", ".join(retiring), highlight=False, soft_wrap=True)
+        if not typer.confirm("Retire them?", default=False):
+            fail("nothing imported")
     with dataset(db, write=True) as con:
         result = import_codebook(con, file)
     if not result.new:
         out.print(f"codebook unchanged (version {result.version})")
         return
-    out.print(f"codebook version {result.version}: {len(result.added)} codes added, {len(result.changed)} changed, "
-              f"{len(result.retired)} retired" + (f" ({', '.join(result.retired)})" if result.retired else ""),
-              highlight=False)  # fmt: skip
+    out.print(_codebook_change(result), highlight=False, soft_wrap=True)
+
+
+def _codebook_change(result) -> str:
+    parts = [f"{quantity(len(result.added), 'code')} added", f"{len(result.changed)} changed",
+             f"{len(result.reactivated)} re-activated" + (f" ({', '.join(result.reactivated)})" if result.reactivated else ""),
+             f"{len(result.retired)} retired" + (f" ({', '.join(result.retired)})" if result.retired else "")]  # fmt: skip
+    if result.retired_dimensions:
+        parts.append(f"dimension(s) {', '.join(result.retired_dimensions)} retired")
+    return f"codebook version {result.version}: " + ", ".join(parts)
 
 
 @codebook_app.command("show")
@@ -242,49 +273,110 @@ def coding_export(
 
       emessi coding export --coder anna --recording G1_S3_vertaismentorointi
     """
+    from ..dataset.coders import check_name, find_coder
     from ..dataset.coding import export_sheet
 
-    target = out_path or Path(f"coding-{coder}")
-    targets = [target] if target.suffix.lower() in (".csv", ".xlsx") else [target.with_suffix(".csv"), target.with_suffix(".xlsx")]
     with dataset(db) as con:
+        registered = find_coder(con, coder)
+        coder = registered or check_name(coder)
+        target = out_path or Path(f"coding-{coder}")
+        targets = [target] if target.suffix.lower() in (".csv", ".xlsx") else [target.with_suffix(".csv"), target.with_suffix(".xlsx")]
         for t in targets:
             export_sheet(con, coder, t, recording, with_names)
     out.print("wrote " + ", ".join(str(t) for t in targets), highlight=False)
+    if registered is None:
+        err.print(f"[yellow]note:[/] {coder} is not a registered coder yet: import the filled sheet with "
+                  f"--coder {coder} --new-coder (or first `emessi coding coders add {coder}`)", highlight=False, soft_wrap=True)
 
 
 @coding_app.command("import")
 def coding_import(
     sheet: Annotated[Path, typer.Argument(help="A filled sheet (.csv, .xlsx) or a REFI-QDA project (.qdpx).")],
-    coder: Annotated[Optional[str], typer.Option("--coder", help="The coder (required for sheets; for .qdpx only codings without a user).")] = None,
+    coder: Annotated[Optional[str], typer.Option("--coder", help="The coder, a registered one (matched ignoring case); required for sheets, for .qdpx only codings without a user.")] = None,
+    new_coder: Annotated[bool, typer.Option("--new-coder", help="Register --coder as a new coder if no coder has that name.")] = False,
+    sheet_coder: Annotated[Optional[str], typer.Option("--sheet-coder", help="Whose sheet it is, when it was exported for another coder than --coder: import that coder's sheet as --coder's codings on purpose.")] = None,
     db: Db = DEFAULT_DB,
     as_json: AsJson = False,
 ) -> None:
     """Import codings: every row is checked first; all go in (one transaction) or none.
 
-    Importing the same sheet again changes nothing. Bad rows are listed with their line numbers.
+    Importing the same sheet again changes nothing. Bad rows are listed with their line (CSV) or
+    row (XLSX) numbers. A sheet exported for another coder is refused (see --sheet-coder); a coder
+    the registry does not know is refused unless --new-coder (`emessi coding coders` lists them).
 
     Example:
 
       emessi coding import coding-anna.xlsx --coder anna
+
+    A new coder's first sheet:
+
+      emessi coding import coding-ben.xlsx --coder ben --new-coder
     """
+    from ..dataset.coders import find_coder
     from ..dataset.coding import import_sheet
     from ..dataset.common import DatasetError
     from ..dataset.exports.qdpx import import_qdpx
 
     with dataset(db, write=True) as con:
         if sheet.suffix.lower() == ".qdpx":
-            summary = import_qdpx(con, sheet, coder)
+            summary = import_qdpx(con, sheet, coder and (find_coder(con, coder) or coder))
         else:
             if not coder:
                 raise DatasetError("give the coder's name: --coder NAME")
-            summary = import_sheet(con, sheet, coder)
+            summary = import_sheet(con, sheet, coder, sheet_coder, new_coder)
     if as_json:
         print(json.dumps(asdict(summary)))
         return
-    out.print(f"{summary.rows} rows: {summary.added} codings added, {summary.superseded} replaced, "
+    who = f" for {summary.coder}" + (" (new coder)" if summary.new_coder else "") if summary.coder else ""
+    out.print(f"{summary.rows} rows{who}: {summary.added} codings added, {summary.superseded} replaced, "
               f"{summary.unchanged} unchanged, {summary.corrections} text corrections"
               + (f"; {summary.carried} carried to the current set, {summary.for_review} for review" if summary.carried or summary.for_review else ""),
               highlight=False)  # fmt: skip
+
+
+coders_app = typer.Typer(help="The coders registry: list coders, add one.\n\n"
+                         "Example:\n\n  emessi coding coders add ben")  # fmt: skip
+coding_app.add_typer(coders_app, name="coders")
+
+
+@coders_app.callback(invoke_without_command=True)
+def coders_list(ctx: typer.Context, db: Db = DEFAULT_DB, as_json: AsJson = False) -> None:
+    """List the registered coders with their codings in force (names are matched ignoring case).
+
+    Example:
+
+      emessi coding coders --db meetings.duckdb
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from ..dataset.coders import list_coders
+
+    with dataset(db) as con:
+        rows = list_coders(con)
+    if as_json:
+        print(json.dumps([asdict(r) for r in rows], default=str, ensure_ascii=False))
+        return
+    print_table(["coder", "codings", "added", "by"], [(r.coder, r.codings, f"{r.added_at:%Y-%m-%d %H:%M}" if r.added_at else "", r.source) for r in rows])
+
+
+@coders_app.command("add")
+def coders_add(
+    name: Annotated[str, typer.Argument(help="The coder's name as they should be shown, e.g. anna.")],
+    db: Db = DEFAULT_DB,
+) -> None:
+    """Register a coder (nothing changes when one of that name, in any case, is there).
+
+    Example:
+
+      emessi coding coders add ben
+    """
+    from ..dataset.coders import add_coder
+    from ..dataset.connection import transaction
+
+    with dataset(db, write=True) as con:
+        with transaction(con):
+            coder, added = add_coder(con, name, "coding coders add")
+    out.print(f"added coder {coder}" if added else f"coder {coder} is already registered", highlight=False)
 
 
 @coding_app.command("agreement")
@@ -306,7 +398,9 @@ def coding_agreement(
     with dataset(db) as con:
         if len(names) != 2:
             raise DatasetError("--coders takes two names: A,B")
-        rows = agreement(con, *names)
+        from ..dataset.coders import find_coder
+
+        rows = agreement(con, *(find_coder(con, n) or n for n in names))
     if as_json:
         print(json.dumps([asdict(r) for r in rows]))
         return

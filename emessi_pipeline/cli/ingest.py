@@ -27,7 +27,7 @@ from ..runs.runlog import FileLog, Reporters
 from ..runs.shard import Shard
 from ..stages.diarize import SpeakerCount
 from ..stages.models import MissingModelError
-from .common import DEFAULT_DB, DEFAULT_WORKSPACE, Exit, LoadDb, ProfileOpt, SummaryJson, Work, err, fail, out
+from .common import DEFAULT_DB, DEFAULT_WORKSPACE, Exit, LoadDb, ProfileOpt, SummaryJson, Work, err, fail, out, quantity
 
 Source = Annotated[Path, typer.Argument(help="A folder of recordings (searched recursively) or one file.")]
 NumSpk = Annotated[Optional[int], typer.Option("--num-speakers", min=1, help="Exact speaker count for every recording.")]
@@ -119,6 +119,8 @@ def run(request: RunRequest) -> None:
         shard = Shard.parse(request.shard) if request.shard else None
     except (FileNotFoundError, ValueError) as error:
         fail(error)
+    if not request.source.exists():
+        fail(f"{request.source}: no such file or folder")  # the user's mistake: nothing was tried
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                         TimeElapsedColumn(), console=err, transient=True, disable=request.as_json)  # fmt: skip
     reporter = Reporters(RichReporter(progress), *([file_log] if file_log else []))
@@ -204,7 +206,7 @@ def _report(summary: IngestSummary, as_json: bool) -> None:
     rtf = data["real_time_factor"]
     extra = "".join(f", {data[k]} {k}" for k in ("skipped", "deferred") if data[k])
     out.print(
-        f"{data['recordings']} recordings ({data['new']} new, {data['changed']} changed; {data['done']} done, "
+        f"{quantity(data['recordings'], 'recording')} ({data['new']} new, {data['changed']} changed; {data['done']} done, "
         f"{data['unchanged']} unchanged, {data['failed']} failed{extra}); {data['audio_seconds'] / 60:.1f} min of audio, "
         f"{data['speakers']} speakers, {data['observations']} observations; "
         f"wall {data['wall_seconds']:.1f} s" + (f", real-time factor {rtf:.3f}" if rtf else ""),
@@ -288,13 +290,16 @@ def status(
 ) -> None:
     """Show, per recording, which stages are done, failed (with the cause) or pending.
 
-    The answer is for the settings given (profile and options), as `ingest` with the same
-    settings would see it.
+    Loaded is what the database holds for the file's content, whatever the workspace, options or
+    path spelling of today; the other stages are the workspace's cached artifacts for the settings
+    given (profile and options). A recording loaded with other settings says so.
 
     Example:
 
       emessi status recordings/ --db meetings.duckdb
     """
+    if not source.exists():
+        fail(f"{source}: no such file or folder")
     prof = load_profile(profile, {"asr.language": language, "segment.max_pause": max_pause})
     count = SpeakerCount(num_speakers=num_speakers)
     rows, note = Ingestor(prof, workspace, db, speaker_count=count).status(source, manifest)
@@ -312,9 +317,9 @@ def status(
     colour = {"done": "green", "failed": "red", "pending": "yellow"}
     for r in rows:
         cells = [f"[{colour[v]}]{v}[/]" for v in r["stages"].values()]
-        table.add_row(Path(r["path"]).name, *cells, r["cause"] or "")
+        table.add_row(Path(r["path"]).name, *cells, r["cause"] or r["note"] or "")
     out.print(table)
-    out.print(f"{len(rows)} recordings: {totals['done']} loaded, {totals['failed']} failed, {totals['pending']} pending")
+    out.print(f"{quantity(len(rows), 'recording')}: {totals['done']} loaded, {totals['failed']} failed, {totals['pending']} pending")
     if note:
         out.print(note, highlight=False, soft_wrap=True)
 

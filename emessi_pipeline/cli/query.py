@@ -19,12 +19,15 @@ def register(app: typer.Typer) -> None:
 def query(
     sql: Annotated[str, typer.Argument(help="One reading statement: SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE or EXPLAIN.")],
     db: LoadDb = DEFAULT_DB,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json")] = "table",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json; a table printed to a file or pipe is CSV (whole values).")] = "table",
 ) -> None:
     """Run one reading statement on the dataset; it can read the dataset and nothing else.
 
     Writing, COPY/EXPORT, ATTACH, SET/PRAGMA/CALL, INSTALL/LOAD and several statements are
     refused; so are files, URLs and extensions inside a SELECT (read_csv, glob, …).
+
+    On a terminal the table fits the window; written to a file or a pipe it is CSV, every value
+    whole. Missing values print as empty.
 
     Example:
 
@@ -34,6 +37,8 @@ def query(
 
     from ..dataset.connection import DatabaseBusyError, QueryRefused, check_reading, open_reader, outdated, read_query
 
+    if fmt not in ("table", "csv", "json"):
+        fail(f"--format {fmt!r}: choose table, csv or json")
     try:
         check_reading(sql)  # before opening: a refused statement needs no database
     except QueryRefused as error:
@@ -55,10 +60,11 @@ def query(
         fail(error, Exit.USAGE)
     finally:
         con.close()
-    if fmt == "csv":
-        frame.to_csv(sys.stdout, index=False)
-    elif fmt == "json":
+    if fmt == "json":
         print(frame.to_json(orient="records", force_ascii=False, date_format="iso"))
+    elif fmt == "csv" or not out.is_terminal:
+        # A table off a terminal is for a file or another program: rich would cut it to 80 columns.
+        frame.to_csv(sys.stdout, index=False)
     else:
         print_table(list(frame.columns), frame.itertuples(index=False))
 

@@ -57,6 +57,8 @@ class ImportResult:
     added: list[str]
     retired: list[str]
     changed: list[str]
+    reactivated: list[str] = field(default_factory=list)
+    retired_dimensions: list[str] = field(default_factory=list)
 
 
 def read_codebook(path: Path) -> Codebook:
@@ -131,17 +133,44 @@ def _check(book: Codebook) -> list[str]:
     return problems
 
 
-def import_codebook(con, path: Path) -> ImportResult:
-    """Read, check and store a codebook as a new version (nothing happens if it is unchanged)."""
+def plan_codebook_import(con, path: Path) -> ImportResult:
+    """What importing *path* would do (codes added, changed, retired, re-activated), writing
+    nothing: retiring codes is worth a question before it happens."""
     book = read_codebook(path)
+    return _plan(con, book)[0]
+
+
+def _plan(con, book: Codebook):
     digest = book.digest()
     latest = con.execute("SELECT version, content_sha256 FROM codebook_versions ORDER BY version DESC LIMIT 1").fetchone()
-    if latest and latest[1] == digest:
-        return ImportResult(latest[0], False, [], [], [])
-    version = (latest[0] + 1) if latest else 1
     before = {(d, c): (label, desc, retired) for d, c, label, desc, retired in
               con.execute("SELECT dimension, code, label, description, retired FROM codebook_codes").fetchall()}  # fmt: skip
     incoming = {(d.dimension, c.code): (c, d) for d in book.dimensions for c in d.codes}
+    if latest and latest[1] == digest:
+        return ImportResult(latest[0], False, [], [], []), before, incoming
+    version = (latest[0] + 1) if latest else 1
+    gone = [key for key, value in before.items() if key not in incoming and not value[2]]
+    changed = [f"{d}/{c}" for (d, c), (code, _) in incoming.items()
+               if (d, c) in before and before[(d, c)][:2] != (code.label, code.description)]  # fmt: skip
+    kept_dims = {d.dimension for d in book.dimensions}
+    dims_gone = [d for (d,) in con.execute(
+        "SELECT dimension FROM codebook_dimensions WHERE NOT retired ORDER BY position").fetchall() if d not in kept_dims]  # fmt: skip
+    result = ImportResult(
+        version, True, sorted(f"{d}/{c}" for d, c in incoming if (d, c) not in before),
+        sorted(f"{d}/{c}" for d, c in gone), sorted(changed),
+        sorted(f"{d}/{c}" for d, c in incoming if (d, c) in before and before[(d, c)][2]), dims_gone,
+    )  # fmt: skip
+    return result, before, incoming
+
+
+def import_codebook(con, path: Path) -> ImportResult:
+    """Read, check and store a codebook as a new version (nothing happens if it is unchanged).
+    Codes and dimensions the file leaves out are retired: ask first (:func:`plan_codebook_import`)."""
+    book = read_codebook(path)
+    result, before, incoming = _plan(con, book)
+    if not result.new:
+        return result
+    version, digest = result.version, book.digest()
     with transaction(con):
         con.execute("INSERT INTO codebook_versions VALUES (?, ?, ?, ?, ?)", [version, book.name, str(path), digest, now()])
         for position, d in enumerate(book.dimensions):
@@ -170,12 +199,7 @@ def import_codebook(con, path: Path) -> ImportResult:
         con.execute(
             "UPDATE codebook_dimensions SET retired = true WHERE NOT list_contains(?, dimension)", [kept_dims]
         )
-    changed = [f"{d}/{c}" for (d, c), (code, _) in incoming.items()
-               if (d, c) in before and before[(d, c)][:2] != (code.label, code.description)]  # fmt: skip
-    return ImportResult(
-        version, True, sorted(f"{d}/{c}" for d, c in incoming if (d, c) not in before),
-        sorted(f"{d}/{c}" for d, c in gone), sorted(changed),
-    )  # fmt: skip
+    return result
 
 
 @dataclass(frozen=True)

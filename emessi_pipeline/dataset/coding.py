@@ -10,6 +10,7 @@ superseded (kept, with `superseded_at`), never deleted. An empty cell leaves cod
 from __future__ import annotations
 
 import csv
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +18,17 @@ from pathlib import Path
 from .archives import check_archive
 from .cells import append_text_row, csv_safe_frame, from_csv_cell
 from .codebook import MULTI_SEPARATOR, ActiveCodebook, load_active
+from .coders import add_coder, find_coder, require_coder
 from .connection import transaction
 from .common import DatasetError, clock, new_id, now, resolve_recording
 
 FIXED_COLUMNS = ["observation_id", "recording", "group", "session", "seq", "start", "start_s", "end_s",
                  "speaker_label", "participant", "role", "text"]  # fmt: skip
 CORRECTION_COLUMN = "corrected_text"
+# The XLSX codebook tab names the sheet's coder on a line of its own (see _write_xlsx).
+CODER_NOTE = re.compile(r"^coder: (.*?); several codes in one cell")
+# A CSV has no place for it; the name export gives it (coding-NAME.csv) is the hint.
+DEFAULT_SHEET_NAME = re.compile(r"^coding-(.+)$")
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,8 @@ class ImportSummary:
     corrections: int
     carried: int = 0
     for_review: int = 0
+    coder: str = ""
+    new_coder: bool = False
 
 
 # ---------------------------------------------------------------- export
@@ -108,7 +116,8 @@ def _write_xlsx(con, frame, out: Path, coder: str) -> None:
     sheet.title = "coding"
     append_text_row(sheet, list(frame.columns))
     for row in frame.itertuples(index=False):
-        append_text_row(sheet, [None if v is None or v != v else v for v in row])  # NaN -> empty
+        # A recording without group or session gives None, NaN or pandas' NA (which has no truth value).
+        append_text_row(sheet, [None if _missing(v) else v for v in row])
     sheet.freeze_panes = "B2"
     codes_tab = wb.create_sheet("codebook")
     append_text_row(codes_tab, ["dimension", "code", "label", "description", "retired", "several allowed"])
@@ -134,6 +143,13 @@ def _write_xlsx(con, frame, out: Path, coder: str) -> None:
 
 
 # ---------------------------------------------------------------- import
+
+
+def _missing(value) -> bool:
+    from pandas import isna
+    from pandas.api.types import is_scalar
+
+    return value is None or (is_scalar(value) and bool(isna(value)))
 
 
 def read_sheet(path: Path) -> tuple[list[str], list[SheetRow]]:
@@ -181,7 +197,7 @@ def _read_xlsx(path: Path) -> tuple[list[str], list[SheetRow]]:
 def plan_sheet_import(con, header: list[str], rows: list[SheetRow], coder: str, label: str = "line") -> CodingChange:
     """Check every row; raise DatasetError listing all bad rows, or return what would change."""
     book = load_active(con)
-    problems = _header_problems(header, book, coder)
+    problems = _header_problems(header, book, coder, label)
     if problems:
         raise DatasetError("nothing imported: the sheet does not fit the codebook", problems)
     dims = [h for h in header if h in book.dimensions]
@@ -219,7 +235,7 @@ def plan_sheet_import(con, header: list[str], rows: list[SheetRow], coder: str, 
     return plan_change(con, coder, wanted, corrections)
 
 
-def _header_problems(header: list[str], book: ActiveCodebook, coder: str) -> list[str]:
+def _header_problems(header: list[str], book: ActiveCodebook, coder: str, label: str = "line") -> list[str]:
     problems = []
     if not coder or not coder.strip():
         problems.append("give the coder's name (--coder NAME)")
@@ -227,14 +243,14 @@ def _header_problems(header: list[str], book: ActiveCodebook, coder: str) -> lis
         problems.append("no codebook yet: run `emessi codebook import FILE` first")
         return problems
     if "observation_id" not in header:
-        problems.append("line 1: no 'observation_id' column (export a sheet with `emessi coding export`)")
+        problems.append(f"{label} 1: no 'observation_id' column (export a sheet with `emessi coding export`)")
     known = set(FIXED_COLUMNS) | {CORRECTION_COLUMN} | set(book.dimensions) | book.retired_dimensions
     unknown = [h for h in header if h and h not in known]
     if unknown:
-        problems.append(f"line 1: column(s) {', '.join(unknown)} are not dimensions of the codebook "
+        problems.append(f"{label} 1: column(s) {', '.join(unknown)} are not dimensions of the codebook "
                         f"(it has {', '.join(book.dimensions)}): a sheet for another codebook?")  # fmt: skip
     if not any(h in book.dimensions for h in header):
-        problems.append(f"line 1: no dimension column (expected one of {', '.join(book.dimensions)})")
+        problems.append(f"{label} 1: no dimension column (expected one of {', '.join(book.dimensions)})")
     return problems
 
 
@@ -288,6 +304,9 @@ def apply_change(con, change: CodingChange, source: str, corrector: str) -> tupl
     from .carry import carry_to_current
 
     stamp, version = now(), load_active(con).version
+    # Every coder with codings is in the registry (a QDA project's users come in here).
+    for coder in sorted({c for _, c, _, _ in change.add}):
+        add_coder(con, coder, source)
     if change.supersede:
         con.execute("UPDATE codings SET superseded_at = ? WHERE list_contains(?, coding_id)", [stamp, change.supersede])
     added = []
@@ -311,14 +330,62 @@ def apply_change(con, change: CodingChange, source: str, corrector: str) -> tupl
     return carry_to_current(con, added, correction_ids)
 
 
-def import_sheet(con, path: Path, coder: str) -> ImportSummary:
-    """Validate the whole sheet, then write all of it in one transaction (or nothing)."""
+def sheet_coder(path: Path) -> tuple[str | None, str]:
+    """Whom the sheet was exported for, and how that is known: the note on an XLSX's codebook
+    tab, or a CSV's name as export gives it (coding-NAME.csv); (None, "") when it does not say."""
+    if path.suffix.lower() == ".xlsx":
+        from openpyxl import load_workbook
+
+        wb = load_workbook(path, read_only=True, data_only=True)
+        try:
+            if "codebook" not in wb.sheetnames:
+                return None, ""
+            for (first, *_) in wb["codebook"].iter_rows(values_only=True):
+                found = CODER_NOTE.match(str(first or ""))
+                if found:
+                    return found.group(1), "its codebook tab says so"
+        finally:
+            wb.close()
+        return None, ""
+    found = DEFAULT_SHEET_NAME.match(path.stem)
+    return (found.group(1), "its file name says so") if found else (None, "")
+
+
+def check_sheet_coder(con, path: Path, coder: str, sheet_of: str | None) -> None:
+    """Refuse a sheet made for another coder unless *sheet_of* names that coder: importing it
+    would put one coder's answers under another's name (and agreement would be 100 %)."""
+    made_for, how = sheet_coder(path)
+    if made_for is None:
+        return
+    if path.suffix.lower() != ".xlsx" and find_coder(con, made_for) is None:
+        return  # a file name is only a hint: it speaks for a coder the registry knows, no one else
+    same = made_for.strip().lower()
+    if same == coder.lower() or (sheet_of is not None and sheet_of.strip().lower() == same):
+        return
+    if sheet_of is not None:
+        raise DatasetError(f"{path.name} is {made_for}'s sheet ({how}), not {sheet_of.strip()}'s: nothing imported")
+    raise DatasetError(
+        f"{path.name} was exported for coder {made_for} ({how}), not {coder}: nothing imported. "
+        f"Import it with --coder {made_for}, or, to import {made_for}'s sheet as {coder}'s codings on purpose, "
+        f"add --sheet-coder {made_for}"
+    )
+
+
+def import_sheet(con, path: Path, coder: str, sheet_of: str | None = None, new_coder: bool = False) -> ImportSummary:
+    """Validate the whole sheet, then write all of it in one transaction (or nothing).
+
+    *coder* must be registered (matched case-insensitively) unless *new_coder*; a sheet exported
+    for another coder is refused unless *sheet_of* names that coder."""
     header, rows = read_sheet(path)
     if not rows:
         raise DatasetError(f"{path}: no rows")
+    coder, to_register = require_coder(con, coder, new_coder)
+    check_sheet_coder(con, path, coder, sheet_of)
     label = "row" if path.suffix.lower() == ".xlsx" else "line"
     change = plan_sheet_import(con, header, rows, coder, label)
     with transaction(con):
+        if to_register:
+            add_coder(con, coder, f"sheet:{path.name}")
         carried, review = apply_change(con, change, f"sheet:{path.name}", coder)
     return ImportSummary(len(rows), len(change.add), len(change.supersede), change.unchanged,
-                         len(change.corrections), carried, review)  # fmt: skip
+                         len(change.corrections), carried, review, coder, to_register)  # fmt: skip

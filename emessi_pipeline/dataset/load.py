@@ -257,6 +257,15 @@ def change_kind(con, path: Path, recording_id: str) -> str | None:
     return "changed" if before else "new"
 
 
+def loaded_set(con, recording_id: str) -> str | None:
+    """The observation set the database holds as current for this content (None: not loaded, or
+    replaced by another file at its path): what was done, whatever settings a run has today."""
+    row = con.execute(
+        "SELECT current_set_id FROM recordings WHERE recording_id = ? AND replaced_by IS NULL", [recording_id]
+    ).fetchone()
+    return row[0] if row else None
+
+
 def is_current(con, recording_id: str, set_id: str, path: Path, meta: RecordingMeta) -> bool:
     """True when loading would change nothing: same set current, same path, same metadata."""
     row = con.execute(

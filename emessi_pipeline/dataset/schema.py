@@ -64,13 +64,16 @@ ALTER TABLE recordings ADD COLUMN IF NOT EXISTS replaced_at TIMESTAMPTZ;
 CREATE OR REPLACE VIEW current_observations AS
     SELECT o.*, r.name AS recording_name, r.group_id, r.session_no
     FROM observations o JOIN recordings r
-      ON o.recording_id = r.recording_id AND o.set_id = r.current_set_id AND r.replaced_by IS NULL;
+      ON o.recording_id = r.recording_id AND o.set_id = r.current_set_id AND r.replaced_by IS NULL
+    ORDER BY recording_id, seq;
 CREATE OR REPLACE VIEW current_words AS
     SELECT w.* FROM words w JOIN recordings r
-      ON w.recording_id = r.recording_id AND w.set_id = r.current_set_id AND r.replaced_by IS NULL;
+      ON w.recording_id = r.recording_id AND w.set_id = r.current_set_id AND r.replaced_by IS NULL
+    ORDER BY recording_id, word_index;
 CREATE OR REPLACE VIEW current_speakers AS
     SELECT s.* FROM speakers s JOIN recordings r
-      ON s.recording_id = r.recording_id AND s.set_id = r.current_set_id AND r.replaced_by IS NULL;
+      ON s.recording_id = r.recording_id AND s.set_id = r.current_set_id AND r.replaced_by IS NULL
+    ORDER BY recording_id, speaker_label;
 """
 
 ROLES = ("leader", "facilitator", "participant", "unknown")
@@ -104,6 +107,10 @@ CREATE TABLE IF NOT EXISTS codings (
 CREATE TABLE IF NOT EXISTS text_corrections (
     correction_id VARCHAR PRIMARY KEY, observation_id VARCHAR NOT NULL, corrector VARCHAR,
     text VARCHAR NOT NULL, corrected_at TIMESTAMPTZ, carried_from VARCHAR, superseded_at TIMESTAMPTZ);
+-- The coders registry: a name is matched case-insensitively, so `Anna` is `anna`; a new coder is
+-- registered only on purpose (`coding coders add`, `coding import --new-coder`).
+CREATE TABLE IF NOT EXISTS coders (
+    coder VARCHAR PRIMARY KEY, added_at TIMESTAMPTZ, source VARCHAR);
 CREATE TABLE IF NOT EXISTS carry_log (
     recording_id VARCHAR, old_set_id VARCHAR, new_set_id VARCHAR, kind VARCHAR, item_id VARCHAR,
     old_target VARCHAR, outcome VARCHAR, new_target VARCHAR, candidates JSON, reason VARCHAR,
@@ -119,11 +126,13 @@ CREATE OR REPLACE VIEW current_speaker_assignments AS
     FROM speaker_assignments a
     JOIN recordings r ON a.recording_id = r.recording_id AND a.set_id = r.current_set_id
     LEFT JOIN participants p ON a.participant_id = p.participant_id
-    WHERE a.superseded_at IS NULL AND r.replaced_by IS NULL;
+    WHERE a.superseded_at IS NULL AND r.replaced_by IS NULL
+    ORDER BY recording_id, speaker_label;
 CREATE OR REPLACE VIEW current_corrections AS
     SELECT c.* FROM text_corrections c
     JOIN current_observations o ON c.observation_id = o.observation_id
-    WHERE c.superseded_at IS NULL;
+    WHERE c.superseded_at IS NULL
+    ORDER BY observation_id;
 CREATE OR REPLACE VIEW utterances AS
     SELECT o.observation_id, o.recording_id, o.recording_name, o.group_id, o.session_no,
            r.session_date, o.set_id, o.seq, o.speaker_label, a.participant_id,
@@ -136,7 +145,8 @@ CREATE OR REPLACE VIEW utterances AS
     JOIN recordings r ON o.recording_id = r.recording_id
     LEFT JOIN current_speaker_assignments a
       ON o.recording_id = a.recording_id AND o.speaker_label = a.speaker_label
-    LEFT JOIN current_corrections c ON o.observation_id = c.observation_id;
+    LEFT JOIN current_corrections c ON o.observation_id = c.observation_id
+    ORDER BY group_id, session_no, recording_name, recording_id, seq;
 CREATE OR REPLACE VIEW current_codings AS
     SELECT c.coding_id, c.observation_id, u.recording_id, u.recording_name, u.group_id,
            u.session_no, u.seq, u.start_s, u.end_s, u.speaker_label, u.speaker,
@@ -146,9 +156,11 @@ CREATE OR REPLACE VIEW current_codings AS
     FROM codings c
     JOIN utterances u ON c.observation_id = u.observation_id
     LEFT JOIN codebook_codes k ON c.dimension = k.dimension AND c.code = k.code
-    WHERE c.superseded_at IS NULL;
+    WHERE c.superseded_at IS NULL
+    ORDER BY group_id, session_no, recording_name, recording_id, seq, coder, dimension, code;
 CREATE OR REPLACE VIEW carry_review AS
-    SELECT * FROM carry_log WHERE outcome = 'review';
+    SELECT * FROM carry_log WHERE outcome = 'review'
+    ORDER BY logged_at, recording_id, kind, item_id;
 """
 
 # Turn = a maximal run of one speaker's consecutive observations (an observation also ends at a
@@ -170,7 +182,8 @@ CREATE OR REPLACE VIEW turns AS
            round(max(end_s) - min(start_s), 3) AS duration_s,
            round(sum(duration_s), 3) AS speech_s, count(*) AS observations,
            sum(word_count)::INTEGER AS words, string_agg(text, ' ' ORDER BY seq) AS text
-    FROM numbered GROUP BY recording_id, turn_no, speaker;
+    FROM numbered GROUP BY recording_id, turn_no, speaker
+    ORDER BY group_id, session_no, recording_name, recording_id, turn_no;
 CREATE OR REPLACE VIEW talk_per_speaker AS
     WITH marked AS (
         SELECT *, CASE WHEN speaker_label IS DISTINCT FROM
@@ -185,7 +198,8 @@ CREATE OR REPLACE VIEW talk_per_speaker AS
            sum(m.word_count)::INTEGER AS words,
            round(sum(m.duration_s) / nullif(any_value(t.total), 0), 4) AS share
     FROM marked m JOIN totals t USING (recording_id)
-    GROUP BY m.recording_id, m.speaker_label;
+    GROUP BY m.recording_id, m.speaker_label
+    ORDER BY group_id, session_no, recording_name, recording_id, speaker_label;
 CREATE OR REPLACE VIEW talk_per_participant AS
     WITH totals AS (SELECT recording_id, sum(speech_s) AS total FROM turns GROUP BY 1)
     SELECT t.recording_id, any_value(t.recording_name) AS recording_name,
@@ -195,7 +209,8 @@ CREATE OR REPLACE VIEW talk_per_participant AS
            round(avg(t.speech_s), 3) AS mean_turn_s, sum(t.words)::INTEGER AS words,
            round(sum(t.speech_s) / nullif(any_value(s.total), 0), 4) AS share
     FROM turns t JOIN totals s USING (recording_id)
-    GROUP BY t.recording_id, t.speaker;
+    GROUP BY t.recording_id, t.speaker
+    ORDER BY group_id, session_no, recording_name, recording_id, speaker;
 CREATE OR REPLACE VIEW talk_per_role AS
     WITH totals AS (SELECT recording_id, sum(speech_s) AS total FROM turns GROUP BY 1)
     SELECT t.recording_id, any_value(t.recording_name) AS recording_name,
@@ -204,7 +219,8 @@ CREATE OR REPLACE VIEW talk_per_role AS
            count(*) AS turns, round(avg(t.speech_s), 3) AS mean_turn_s, sum(t.words)::INTEGER AS words,
            round(sum(t.speech_s) / nullif(any_value(s.total), 0), 4) AS share
     FROM turns t JOIN totals s USING (recording_id)
-    GROUP BY t.recording_id, t.role;
+    GROUP BY t.recording_id, t.role
+    ORDER BY group_id, session_no, recording_name, recording_id, role;
 CREATE OR REPLACE VIEW group_talk_per_participant AS
     WITH totals AS (SELECT group_id, sum(speech_s) AS total FROM turns GROUP BY 1)
     SELECT t.group_id, t.speaker, any_value(t.participant_id) AS participant_id,
@@ -213,7 +229,8 @@ CREATE OR REPLACE VIEW group_talk_per_participant AS
            count(*) AS turns, round(avg(t.speech_s), 3) AS mean_turn_s, sum(t.words)::INTEGER AS words,
            round(sum(t.speech_s) / nullif(any_value(s.total), 0), 4) AS share
     FROM turns t JOIN totals s ON t.group_id IS NOT DISTINCT FROM s.group_id
-    GROUP BY t.group_id, t.speaker;
+    GROUP BY t.group_id, t.speaker
+    ORDER BY group_id, speaker;
 CREATE OR REPLACE VIEW group_talk_per_role AS
     WITH totals AS (SELECT group_id, sum(speech_s) AS total FROM turns GROUP BY 1)
     SELECT t.group_id, t.role, count(DISTINCT t.speaker) AS speakers,
@@ -221,7 +238,8 @@ CREATE OR REPLACE VIEW group_talk_per_role AS
            count(*) AS turns, round(avg(t.speech_s), 3) AS mean_turn_s, sum(t.words)::INTEGER AS words,
            round(sum(t.speech_s) / nullif(any_value(s.total), 0), 4) AS share
     FROM turns t JOIN totals s ON t.group_id IS NOT DISTINCT FROM s.group_id
-    GROUP BY t.group_id, t.role;
+    GROUP BY t.group_id, t.role
+    ORDER BY group_id, role;
 CREATE OR REPLACE VIEW leadership_share AS
     SELECT recording_id, any_value(recording_name) AS recording_name,
            any_value(group_id) AS group_id, any_value(session_no) AS session_no,
@@ -229,7 +247,8 @@ CREATE OR REPLACE VIEW leadership_share AS
            round(coalesce(sum(share) FILTER (WHERE role = 'facilitator'), 0), 4) AS facilitator_share,
            round(coalesce(sum(share) FILTER (WHERE role = 'participant'), 0), 4) AS participant_share,
            round(coalesce(sum(share) FILTER (WHERE role = 'unknown'), 0), 4) AS unassigned_share
-    FROM talk_per_role GROUP BY recording_id;
+    FROM talk_per_role GROUP BY recording_id
+    ORDER BY group_id, session_no, recording_name, recording_id;
 CREATE OR REPLACE VIEW turn_latencies AS
     SELECT recording_id, recording_name, group_id, session_no, turn_no,
            speaker AS from_speaker, role AS from_role, end_s AS from_end_s,
@@ -238,13 +257,15 @@ CREATE OR REPLACE VIEW turn_latencies AS
            round(lead(start_s) OVER w - end_s, 3) AS latency_s
     FROM turns
     WINDOW w AS (PARTITION BY recording_id ORDER BY turn_no)
-    QUALIFY lead(speaker) OVER w IS NOT NULL;
+    QUALIFY lead(speaker) OVER w IS NOT NULL
+    ORDER BY group_id, session_no, recording_name, recording_id, turn_no;
 CREATE OR REPLACE VIEW turn_transitions AS
     SELECT recording_id, any_value(recording_name) AS recording_name,
            any_value(group_id) AS group_id, any_value(session_no) AS session_no,
            from_speaker, any_value(from_role) AS from_role, to_speaker, any_value(to_role) AS to_role,
            count(*) AS transitions, round(avg(latency_s), 3) AS mean_latency_s
-    FROM turn_latencies GROUP BY recording_id, from_speaker, to_speaker;
+    FROM turn_latencies GROUP BY recording_id, from_speaker, to_speaker
+    ORDER BY group_id, session_no, recording_name, recording_id, from_speaker, to_speaker;
 CREATE OR REPLACE VIEW response_latency AS
     SELECT recording_id, any_value(recording_name) AS recording_name,
            any_value(group_id) AS group_id, any_value(session_no) AS session_no,
@@ -252,7 +273,8 @@ CREATE OR REPLACE VIEW response_latency AS
            round(avg(latency_s), 3) AS mean_latency_s, round(median(latency_s), 3) AS median_latency_s,
            round(min(latency_s), 3) AS min_latency_s, round(max(latency_s), 3) AS max_latency_s,
            count(*) FILTER (WHERE latency_s < 0) AS overlapping_starts
-    FROM turn_latencies GROUP BY recording_id, to_speaker;
+    FROM turn_latencies GROUP BY recording_id, to_speaker
+    ORDER BY group_id, session_no, recording_name, recording_id, speaker;
 """
 
 # Overlaps come from the overlap-aware diarisation: observations are cut from the exclusive one
@@ -267,7 +289,8 @@ CREATE OR REPLACE VIEW current_regular_turns AS
     JOIN recordings r ON t.recording_id = r.recording_id AND t.set_id = r.current_set_id
     LEFT JOIN current_speaker_assignments a
       ON t.recording_id = a.recording_id AND t.speaker_label = a.speaker_label
-    WHERE t.kind = 'regular' AND r.replaced_by IS NULL;
+    WHERE t.kind = 'regular' AND r.replaced_by IS NULL
+    ORDER BY group_id, session_no, recording_name, recording_id, start_s, end_s, speaker_label;
 CREATE OR REPLACE VIEW overlap_events AS
     SELECT a.recording_id, a.recording_name, a.group_id, a.session_no,
            a.speaker AS speaking, a.role AS speaking_role, b.speaker AS overlapping,
@@ -276,7 +299,8 @@ CREATE OR REPLACE VIEW overlap_events AS
            a.end_s < b.end_s AS interruption
     FROM current_regular_turns a JOIN current_regular_turns b
       ON a.recording_id = b.recording_id AND a.speaker <> b.speaker
-     AND b.start_s > a.start_s AND b.start_s < a.end_s;
+     AND b.start_s > a.start_s AND b.start_s < a.end_s
+    ORDER BY group_id, session_no, recording_name, recording_id, at_s, speaking, overlapping, overlap_s;
 CREATE OR REPLACE VIEW overlaps_per_speaker AS
     WITH made AS (
         SELECT recording_id, overlapping AS speaker, count(*) AS overlaps_started,
@@ -297,7 +321,8 @@ CREATE OR REPLACE VIEW overlaps_per_speaker AS
            coalesce(m.overlap_s, 0) AS overlap_s
     FROM speakers s
     LEFT JOIN made m ON s.recording_id = m.recording_id AND s.speaker = m.speaker
-    LEFT JOIN received r ON s.recording_id = r.recording_id AND s.speaker = r.speaker;
+    LEFT JOIN received r ON s.recording_id = r.recording_id AND s.speaker = r.speaker
+    ORDER BY group_id, session_no, recording_name, recording_id, speaker, role;
 """
 
 # Gini of talk time over the speakers who spoke: sum|xi - xj| / (2 n sum x); 0 = equal shares.
@@ -314,7 +339,8 @@ CREATE OR REPLACE VIEW participation_balance AS
                min(share) AS min_share
         FROM talk_per_participant GROUP BY 1)
     SELECT agg.*, round(pairs.diff / nullif(2 * agg.speakers * agg.total_talk_s, 0), 4) AS gini
-    FROM agg JOIN pairs USING (recording_id);
+    FROM agg JOIN pairs USING (recording_id)
+    ORDER BY group_id, session_no, recording_name, recording_id;
 CREATE OR REPLACE VIEW group_participation_balance AS
     WITH x AS (SELECT group_id, speaker, talk_s FROM group_talk_per_participant),
     pairs AS (
@@ -325,7 +351,8 @@ CREATE OR REPLACE VIEW group_participation_balance AS
                max(share) AS max_share, min(share) AS min_share
         FROM group_talk_per_participant GROUP BY 1)
     SELECT agg.*, round(pairs.diff / nullif(2 * agg.speakers * agg.total_talk_s, 0), 4) AS gini
-    FROM agg JOIN pairs ON agg.group_id IS NOT DISTINCT FROM pairs.group_id;
+    FROM agg JOIN pairs ON agg.group_id IS NOT DISTINCT FROM pairs.group_id
+    ORDER BY group_id;
 """
 
 CODE_VIEWS = """
@@ -333,13 +360,15 @@ CREATE OR REPLACE VIEW codes_by_role AS
     SELECT coder, dimension, code, any_value(code_label) AS code_label, role,
            count(*) AS codings,
            round(count(*) / sum(count(*)) OVER (PARTITION BY coder, dimension, role), 4) AS share_in_role
-    FROM current_codings GROUP BY coder, dimension, code, role;
+    FROM current_codings GROUP BY coder, dimension, code, role
+    ORDER BY coder, dimension, code, role;
 CREATE OR REPLACE VIEW codes_by_session AS
     SELECT group_id, session_no, coder, dimension, code, any_value(code_label) AS code_label,
            count(*) AS codings,
            round(count(*) / sum(count(*)) OVER (PARTITION BY group_id, session_no, coder, dimension), 4)
                AS share_in_session
-    FROM current_codings GROUP BY group_id, session_no, coder, dimension, code;
+    FROM current_codings GROUP BY group_id, session_no, coder, dimension, code
+    ORDER BY group_id, session_no, coder, dimension, code;
 """
 
 # The review list's flags, written by review.py inside the load transaction.
@@ -354,7 +383,8 @@ CREATE OR REPLACE VIEW current_review AS
     SELECT u.recording_id, u.recording_name, u.group_id, u.session_no, u.set_id,
            u.observation_id, u.seq, u.speaker_label, u.speaker, u.role, u.start_s, u.end_s,
            u.duration_s, u.text, f.reason, f.priority, f.value, f.detail
-    FROM review_flags f JOIN utterances u ON f.observation_id = u.observation_id;
+    FROM review_flags f JOIN utterances u ON f.observation_id = u.observation_id
+    ORDER BY group_id, session_no, recording_name, recording_id, seq, priority, reason;
 """
 
 # Withdrawals and removals (withdrawal.py): times and hashes, never what was said.

@@ -100,6 +100,29 @@ def assign(con, assignments: list[Assignment], assigned_by: str | None = None) -
     return changed
 
 
+def assign_fields(con, recording: str, label: str, participant_id: str | None = None, role: str | None = None,
+                  name: str | None = None, assigned_by: str | None = None) -> tuple[Assignment, int]:
+    """Change only the given fields of a label's assignment: the others keep their value in force
+    (a new assignment: no participant, role `participant` with one, else `unknown`). *name* is
+    the name of the participant (given, or the one assigned). Returns the assignment now in force
+    and how many assignments changed (0 when only the name changed, or nothing)."""
+    if participant_id is None and role is None and name is None:
+        raise DatasetError("nothing to change: give --participant, --role or --name")
+    rec = resolve_recording(con, recording)
+    current = con.execute(
+        "SELECT participant_id, role FROM speaker_assignments "
+        "WHERE set_id = ? AND speaker_label = ? AND superseded_at IS NULL",
+        [rec.set_id, label],
+    ).fetchone()
+    participant_id = participant_id if participant_id is not None else (current[0] if current else None)
+    default_role = "participant" if participant_id else "unknown"
+    role = role if role is not None else (current[1] if current else default_role)
+    if name is not None and not participant_id:
+        raise DatasetError(f"--name is a participant's name, and {label} has none: give --participant too")
+    wanted = Assignment(recording, label, participant_id, role, name)
+    return wanted, assign(con, [wanted], assigned_by)
+
+
 def _assignment_problems(con, rec: Recording, a: Assignment) -> list[str]:
     problems = []
     if a.role not in ROLES:

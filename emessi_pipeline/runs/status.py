@@ -1,11 +1,16 @@
-"""Per recording, which stages are done, failed or pending (``emessi status``); reads, never writes."""
+"""Per recording, which stages are done, failed or pending (``emessi status``); reads, never writes.
+
+Whether a recording is loaded is read from the database by its content, not recomputed from
+today's options: a status run with another workspace, language or spelling of the path than the
+ingest still sees it loaded (and says when an ingest with these settings would make a new set).
+The other stages are the workspace's cached artifacts for the settings given."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..dataset.connection import open_reader
-from ..dataset.load import is_current, unresolved_failure
+from ..dataset.load import loaded_set, unresolved_failure
 from ..stages import audio
 from .chain import STAGES, Chain, Host
 from .manifest import find_manifest, metadata_for, read_manifest
@@ -51,7 +56,7 @@ def recording_status(host: Host, database_path: Path | None, source: Path,
 
 
 def _row(host: Host, path: Path, source: Path, manifest, index: ContentIndex, con) -> dict:
-    row = {"path": str(path), "stages": {stage: "pending" for stage in STAGES}, "cause": None}
+    row = {"path": str(path), "stages": {stage: "pending" for stage in STAGES}, "cause": None, "note": None}
     failure = unresolved_failure(con, path, file_signature(path)) if con is not None else None
     try:
         meta = metadata_for(path, source, manifest, host.profile.metadata.filename_pattern)
@@ -63,8 +68,12 @@ def _row(host: Host, path: Path, source: Path, manifest, index: ContentIndex, co
     for stage in STAGES[:-1]:
         if chain.cached(stage):
             row["stages"][stage] = "done"
-    if con is not None and is_current(con, chain.recording_id, chain.set_id, path, meta):
+    loaded = loaded_set(con, chain.recording_id) if con is not None else None
+    if loaded is not None:
         row["stages"] = {stage: "done" for stage in STAGES}
+        row["set_id"] = loaded
+        if loaded != chain.set_id:
+            row["note"] = "loaded with other settings (ingest with these would make a new set)"
     elif failure:
         row["stages"][failure[0] if failure[0] in STAGES else "extract"] = "failed"
         row["cause"] = failure[1]

@@ -34,6 +34,7 @@ from pathlib import Path
 from ...version import __version__
 from ..archives import check_archive
 from ..codebook import load_active
+from ..coders import find_coder
 from ..coding import CodingChange, ImportSummary, apply_change, plan_change
 from ..connection import transaction
 from ..common import DatasetError, Recording, all_recordings, clock, resolve_recording
@@ -322,6 +323,12 @@ def import_qdpx(con, path: Path, default_coder: str | None = None) -> ImportSumm
     wanted, problems = read_qdpx_codings(con, path, default_coder)
     if problems:
         raise DatasetError(f"nothing imported: {len(problems)} problem(s)", problems)
+    # A project's users are coders of the registry, matched ignoring case (`Anna` is anna).
+    registered: dict[str, dict] = defaultdict(lambda: defaultdict(set))
+    for coder, cells in wanted.items():
+        for key, codes in cells.items():
+            registered[find_coder(con, coder) or coder][key] |= codes
+    wanted = registered
     book = load_active(con)
     for coder, cells in wanted.items():
         for (obs, dim), codes in cells.items():
