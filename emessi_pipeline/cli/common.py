@@ -118,7 +118,7 @@ def dataset(db: Path, write: bool = False) -> Iterator:
     except DatasetError as error:
         where = db_source(db)
         # A database the user did not type is named, so a surprise from emessi.toml shows.
-        suffix = f"\n  (database: {where})" if where != str(db) else ""
+        suffix = "" if where == str(db) else f"{chr(10) if error.problems else ' '}(database: {where})"
         err.print(f"[red]error:[/] {error}{suffix}", highlight=False, soft_wrap=True)
         raise typer.Exit(Exit.USAGE)
     except duckdb.Error as error:
