@@ -244,6 +244,7 @@ def _turns_chart(plt, report: Report):
         ax.text(n, y, f" {n}", va="center", fontsize=8)
     ax.set_yticks(range(len(frame)), names, fontsize=8)
     ax.invert_yaxis()
+    ax.xaxis.get_major_locator().set_params(integer=True)  # counts: no 2.5 turns on the axis
     ax.set_xlabel("turns")
     ax.set_title(report.title)
     return fig
@@ -264,7 +265,9 @@ def _matrix_chart(plt, report: Report):
     ax.set_xlabel("next speaker (answers)")
     ax.set_ylabel("previous speaker")
     ax.set_title(report.title)
-    fig.colorbar(image, ax=ax, label="turn changes", shrink=0.8)
+    bar = fig.colorbar(image, ax=ax, label="turn changes", shrink=0.8)
+    bar.locator = plt.MaxNLocator(integer=True)
+    bar.update_ticks()
     return fig
 
 
