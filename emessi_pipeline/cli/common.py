@@ -36,10 +36,42 @@ class Exit(IntEnum):
 DEFAULT_DB = Path("emessi.duckdb")
 DEFAULT_WORKSPACE = Path("emessi-work")
 
+# Where each database this process was given came from, for messages (one command a process).
+_DB_SOURCES: dict[str, str] = {}
+
+
+def _locate_db(ctx: typer.Context, param: typer.CallbackParam, value: Path) -> Path:
+    """--db when given; else EMESSI_DB, else the nearest emessi.toml, else the default. A callback
+    on the shared option, so every command (and every one added later) resolves it the same way."""
+    from ..dataset.common import DatasetError
+    from ..dataset.location import find_database
+
+    if value is None or ctx.resilient_parsing:
+        return value
+    source = ctx.get_parameter_source(param.name)
+    # By name: typer vendors its own click, whose ParameterSource is not click's.
+    if source is not None and source.name != "DEFAULT":
+        _DB_SOURCES[str(value)] = "--db"
+        return value
+    try:
+        choice = find_database(value)
+    except DatasetError as error:
+        fail(error)
+    _DB_SOURCES[str(choice.path)] = choice.source
+    return choice.path
+
+
+def db_source(db: Path) -> str:
+    """*db* with where it came from when the user did not type it (EMESSI_DB, emessi.toml)."""
+    source = _DB_SOURCES.get(str(db))
+    return f"{db} (from {source})" if source not in (None, "--db", "default") else str(db)
+
+
+_DB_DEFAULT = "EMESSI_DB, else db in emessi.toml here or in a folder above, else emessi.duckdb"
 # Two wordings of --db and --json, kept as the help has always read: the run commands load into
 # the database and print a run summary; the dataset commands read or edit it and print its rows.
-Db = Annotated[Path, typer.Option("--db", help="The DuckDB dataset.")]
-LoadDb = Annotated[Path, typer.Option("--db", help="DuckDB dataset to load into.")]
+Db = Annotated[Path, typer.Option("--db", help="The DuckDB dataset.", show_default=_DB_DEFAULT, callback=_locate_db)]
+LoadDb = Annotated[Path, typer.Option("--db", help="DuckDB dataset to load into.", show_default=_DB_DEFAULT, callback=_locate_db)]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 SummaryJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")]
 Work = Annotated[Path, typer.Option("--workspace", "-w", help="Folder for cached stage artifacts.")]
@@ -90,7 +122,7 @@ def dataset(db: Path, write: bool = False) -> Iterator:
     from ..dataset.connection import DatabaseBusyError, connect, outdated
 
     if not db.exists():
-        err.print(f"[red]error:[/] {db}: no such database (run `emessi ingest` first, or pass --db)", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/] {db_source(db)}: no such database (run `emessi ingest` first, or pass --db)", highlight=False, soft_wrap=True)
         raise typer.Exit(Exit.USAGE)
     try:
         con = connect(db, read_only=not write)  # waits --db-wait / EMESSI_DB_WAIT for a holder
@@ -99,7 +131,10 @@ def dataset(db: Path, write: bool = False) -> Iterator:
     try:
         yield con
     except DatasetError as error:
-        err.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
+        where = db_source(db)
+        # A database the user did not type is named, so a surprise from emessi.toml shows.
+        suffix = "" if where == str(db) else f"{chr(10) if error.problems else ' '}(database: {where})"
+        err.print(f"[red]error:[/] {error}{suffix}", highlight=False, soft_wrap=True)
         raise typer.Exit(Exit.USAGE)
     except duckdb.Error as error:
         hint = outdated(con, db) if isinstance(error, duckdb.CatalogException) else None

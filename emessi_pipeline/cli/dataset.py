@@ -381,32 +381,73 @@ def coders_add(
 
 @coding_app.command("agreement")
 def coding_agreement(
-    coders: Annotated[str, typer.Option("--coders", help="Two coders, comma-separated: A,B.")],
+    coders: Annotated[str, typer.Option("--coders", help="Two or more coders, comma-separated: A,B[,C…].")],
+    summary: Annotated[bool, typer.Option("--summary", help="Only the table of kappa and alpha per dimension.")] = False,
     db: Db = DEFAULT_DB,
     as_json: AsJson = False,
 ) -> None:
-    """Cohen's kappa, percent agreement and shared observations per dimension for two coders.
+    """Agreement per dimension: Cohen's kappa, percent agreement and a confusion matrix for each
+    pair of coders, Krippendorff's alpha over all of them, and the observations they coded
+    differently.
 
-    Example:
+    Kappa and the confusion matrix count the observations both coders coded; alpha (nominal)
+    takes every observation at least two coders coded. A dimension with several codes per
+    observation compares whole sets of codes (a;b).
+
+    Examples:
 
       emessi coding agreement --coders anna,ben
+
+      emessi coding agreement --coders anna,ben,eve --summary
     """
-    from ..dataset.agreement import agreement
-    from ..dataset.common import DatasetError
+    from ..dataset.agreement import agreement_report
 
     names = [c.strip() for c in coders.split(",") if c.strip()]
     with dataset(db) as con:
-        if len(names) != 2:
-            raise DatasetError("--coders takes two names: A,B")
         from ..dataset.coders import find_coder
 
-        rows = agreement(con, *(find_coder(con, n) or n for n in names))
+        report = agreement_report(con, [find_coder(con, n) or n for n in names])
     if as_json:
-        print(json.dumps([asdict(r) for r in rows]))
+        print(json.dumps([asdict(r) | {"disagreements": [asdict(d) for d in report.disagreements if d.dimension == r.dimension
+                                                         and d.codes[r.coder_a] is not None and d.codes[r.coder_b] is not None
+                                                         and d.codes[r.coder_a] != d.codes[r.coder_b]]}
+                          for r in report.pairs], ensure_ascii=False))  # fmt: skip
         return
-    print_table(["dimension", "shared", "agreed", "percent", "kappa"],
-                [(r.dimension, r.shared, r.agreed, "" if r.percent is None else f"{100 * r.percent:.1f}",
-                  "n/a" if r.kappa is None else f"{r.kappa:.3f}") for r in rows])  # fmt: skip
+    several = len(report.coders) > 2
+
+    def number(value, digits=3):
+        return "n/a" if value is None else f"{value:.{digits}f}"
+
+    print_table(["dimension", *(["coders"] if several else []), "shared", "agreed", "percent", "kappa", "alpha"],
+                [(r.dimension, *([f"{r.coder_a}-{r.coder_b}"] if several else []), r.shared, r.agreed,
+                  "" if r.percent is None else f"{100 * r.percent:.1f}", number(r.kappa),
+                  number(r.alpha) if not several or (r.coder_a, r.coder_b) == tuple(report.coders[:2]) else "")
+                 for r in report.pairs])  # fmt: skip
+    if summary:
+        return
+    for r in report.pairs:
+        if not r.shared:
+            continue
+        table = Table(title=f"{r.dimension}: {r.coder_a} (rows) × {r.coder_b} (columns)", show_edge=False)
+        table.add_column(f"{r.coder_a} \\ {r.coder_b}")
+        for label in r.confusion["labels"]:
+            table.add_column(label, justify="right")
+        for label, counts in zip(r.confusion["labels"], r.confusion["counts"]):
+            table.add_row(label, *(str(n) for n in counts))
+        out.print(table)
+    out.print(f"{len(report.disagreements)} disagreements", highlight=False)
+    if report.disagreements:
+        from ..dataset.common import clock
+
+        print_table(["recording", "seq", "at", "speaker", "dimension", *report.coders, "text"],
+                    [(d.recording, d.seq, clock(d.start_s, hours=False), d.speaker, d.dimension,
+                      *(d.codes[c] or "-" for c in report.coders), _clip(d.text))
+                     for d in report.disagreements])  # fmt: skip
+
+
+def _clip(text: str | None, size: int = 60) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= size else text[: size - 1] + "…"
 
 
 @coding_app.command("review")

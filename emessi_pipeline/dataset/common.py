@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,21 +63,38 @@ _NAMED = """
 
 
 def resolve_recording(con, ref: str) -> Recording:
-    """A recording by its id, an id prefix, its unique name, or its name (file stem) when no other
-    recording has that name."""
+    """A recording by its id, its unique name, or its name (file stem) when no other recording has
+    that name; else by the start of a name or id (case-insensitive) when only one recording's
+    begins so. Every command that takes a recording goes through here, so all accept the same;
+    a reference that matches nothing is answered with the nearest names ("did you mean")."""
+    ref = ref.strip()
     rows = con.execute(
-        f"{_NAMED} WHERE recording_id = ? OR name = ? OR unique_name = ? OR recording_id LIKE ? ORDER BY 1",
-        [ref, ref, ref, f"{ref}%"],
-    ).fetchall()
+        f"{_NAMED} WHERE recording_id = ? OR name = ? OR unique_name = ? "
+        "OR starts_with(lower(recording_id), lower(?)) OR starts_with(lower(unique_name), lower(?)) "
+        "OR starts_with(lower(name), lower(?)) ORDER BY 1",
+        [ref, ref, ref, ref, ref, ref],
+    ).fetchall() if ref else []
     exact = [r for r in rows if ref in (r[0], r[1], r[7])]
     rows = exact or rows
     # A name also names the earlier versions of its file (replaced, kept): it means the current one.
     rows = [r for r in rows if r[0] == ref or not r[8]] or rows
     if not rows:
-        raise DatasetError(f"no recording {ref!r} (give its name or id; `emessi query \"SELECT name, recording_id FROM recordings\"` lists them)")
+        raise DatasetError(f"no recording {ref!r}{_did_you_mean(con, ref)} (`emessi recordings` lists them)")
     if len({r[0] for r in rows}) > 1:
-        raise DatasetError(f"{ref!r} names several recordings: " + ", ".join(f"{r[1]} ({r[0]}, {r[2]})" for r in rows))
+        raise DatasetError(f"{ref!r} names several recordings: " + ", ".join(f"{r[1]} ({r[0]}, {r[2]})" for r in rows)
+                           + " (give more of the name)")  # fmt: skip
     return Recording(*rows[0][:7])
+
+
+def _did_you_mean(con, ref: str) -> str:
+    names = [r[0] for r in con.execute(f"SELECT unique_name FROM ({_NAMED}) WHERE NOT replaced ORDER BY 1").fetchall()]
+    by_lower = {n.lower(): n for n in names}
+    # The nearest whole names, and names the typed text is close to the start of (a typo in a prefix).
+    close = difflib.get_close_matches(ref.lower(), list(by_lower), n=3, cutoff=0.6)
+    if not close and ref:
+        heads = {n.lower()[: len(ref)]: n for n in names}
+        close = [heads[h].lower() for h in difflib.get_close_matches(ref.lower(), list(heads), n=3, cutoff=0.6)]
+    return f"; did you mean {' or '.join(by_lower[c] for c in close)}?" if close else ""
 
 
 def all_recordings(con) -> list[Recording]:
