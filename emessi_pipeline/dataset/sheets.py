@@ -135,7 +135,9 @@ def _excel_value(value):
     lists and structs as their text."""
     import datetime as dt
 
-    if value is None:
+    import pandas as pd
+
+    if value is None or value is pd.NA or value is pd.NaT:
         return None
     if isinstance(value, float) and value != value:
         return None

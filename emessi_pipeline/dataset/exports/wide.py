@@ -131,7 +131,7 @@ def export_coded(con, out: Path, coders: list[str] | None = None, recordings: li
         write_csv(frame, out, delimiter)
     elif suffix == ".xlsx":
         header = list(frame.columns)
-        rows = [[None if v is None or v != v else v for v in row] for row in frame.astype(object).itertuples(index=False)]
+        rows = list(frame.astype(object).itertuples(index=False))
         codes = con.execute(
             "SELECT dimension, code, label, retired FROM codebook_codes ORDER BY dimension, retired, position, code"
         ).fetchall()
