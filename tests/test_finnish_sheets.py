@@ -119,6 +119,8 @@ def test_bad_bytes_and_bad_codes_are_one_line_errors_naming_the_file(finnish, tm
     book.write_text(CODEBOOK.replace("työaika", "Työaika"), encoding="utf-8")
     result = emessi("codebook", "import", book, "--db", db, code=Exit.USAGE)
     assert "'Työaika'" in result.output and "å, ä, ö" in result.output
+    result = emessi("export", "table", "utterances", tmp_path / "u.csv", "--delimiter", "|", "--db", db, code=Exit.USAGE)
+    assert "--delimiter '|': use ',', ';', 'tab' or 'auto'" in result.output and not (tmp_path / "u.csv").exists()
 
 
 def test_codebook_and_assignments_from_excel_csv_in_windows_1252(db, tmp_path):
