@@ -104,7 +104,8 @@ def test_exports_name_nobody_unless_asked(db, tmp_path):
                 "current_speaker_assignments.parquet"}  # fmt: skip
     assert expected <= carrying and any(n.startswith("sheet.xlsx/") for n in carrying) and any(n.startswith("p.qdpx/") for n in carrying)
     assert {"coded.csv", "coded.sav"} <= carrying  # uncompressed: the name is in the bytes
-    assert {f"{DEMO}.docx/word/document.xml", "coded.xlsx/xl/sharedStrings.xml", "utterances.xlsx/xl/sharedStrings.xml"} <= carrying
+    assert f"{DEMO}.docx/word/document.xml" in carrying
+    assert any(n.startswith("coded.xlsx/") for n in carrying) and any(n.startswith("utterances.xlsx/") for n in carrying)
     assert _read(db, "SELECT name FROM participants WHERE participant_id = 'G1-P01'") == [(NAME,)]
 
 
