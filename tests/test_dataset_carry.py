@@ -20,7 +20,7 @@ FUNCTIONS = ["question", "answer_advice", "experience", "support", "steering", "
 def _code_everything(db: Path, tmp_path: Path, coder: str) -> Path:
     sheet = tmp_path / f"{coder}.csv"
     emessi("coding", "export", "--coder", coder, "--recording", DEMO, "--out", sheet, "--db", db)
-    with open(sheet, newline="", encoding="utf-8") as handle:
+    with open(sheet, newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
     for i, row in enumerate(rows):
         row["function"] = FUNCTIONS[(i + len(coder)) % len(FUNCTIONS)]
@@ -129,7 +129,7 @@ def test_going_back_to_the_first_segmentation_duplicates_nothing(reprocessed, da
 
 
 def _rewrite(sheet: Path, target: Path, coder_function: str) -> Path:
-    with open(sheet, newline="", encoding="utf-8") as handle:
+    with open(sheet, newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
     for row in rows:
         row["function"], row["topic"], row["corrected_text"] = coder_function, "", ""

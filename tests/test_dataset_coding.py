@@ -27,7 +27,7 @@ def emessi(*args):
 def _sheet(db: Path, tmp_path: Path, coder: str, *extra) -> list[dict]:
     result = emessi("coding", "export", "--coder", coder, "--out", tmp_path / f"{coder}.csv", "--db", db, *extra)
     assert result.exit_code == 0, result.output
-    with open(tmp_path / f"{coder}.csv", newline="", encoding="utf-8") as handle:
+    with open(tmp_path / f"{coder}.csv", newline="", encoding="utf-8-sig") as handle:
         return list(csv.DictReader(handle))
 
 

@@ -34,7 +34,7 @@ def coded(db, tmp_path):
     emessi("speakers", "assign", DEMO, "SPEAKER_01", "--participant", "G1-P02", "--role", "facilitator", "--db", db)
     sheet = tmp_path / "anna.csv"
     emessi("coding", "export", "--coder", "anna", "--recording", DEMO, "--out", sheet, "--db", db)
-    with open(sheet, newline="", encoding="utf-8") as handle:
+    with open(sheet, newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
     for i, row in enumerate(rows):
         row["function"] = ["question", "experience", "support"][i % 3]
@@ -224,7 +224,7 @@ def test_qualcoder_reads_coder_names_media_names_and_millisecond_stamps(coded, t
     db, pristine = coded
     sheet = tmp_path / "bea.csv"  # a second coder on the same recording
     emessi("coding", "export", "--coder", "bea", "--recording", DEMO, "--out", sheet, "--db", db)
-    with open(sheet, newline="", encoding="utf-8") as handle:
+    with open(sheet, newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
     for row in rows:
         row["function"], row["topic"] = "support", "change_crisis"

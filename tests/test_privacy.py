@@ -78,9 +78,12 @@ def _exports(db: Path, folder: Path, *flags: str) -> dict[str, bytes]:
     for view in ("utterances", "current_speaker_assignments", "participants", "talk_per_participant"):
         emessi("export", "table", view, folder / f"{view}.csv", *flags, "--db", db)
         emessi("export", "table", view, folder / f"{view}.parquet", *flags, "--db", db)
+    emessi("export", "table", "utterances", folder / "utterances.xlsx", *flags, "--db", db)
+    for suffix in ("xlsx", "csv", "parquet", "sav"):
+        emessi("export", "coded", folder / f"coded.{suffix}", *flags, "--db", db)
     files = {}
     for path in folder.iterdir():
-        if path.suffix in (".xlsx", ".qdpx"):
+        if path.suffix in (".xlsx", ".qdpx", ".docx"):
             with zipfile.ZipFile(path) as archive:
                 files |= {f"{path.name}/{n}": archive.read(n) for n in archive.namelist()}
         else:
@@ -100,6 +103,9 @@ def test_exports_name_nobody_unless_asked(db, tmp_path):
                 "utterances.parquet", "participants.csv", "participants.parquet", "current_speaker_assignments.csv",
                 "current_speaker_assignments.parquet"}  # fmt: skip
     assert expected <= carrying and any(n.startswith("sheet.xlsx/") for n in carrying) and any(n.startswith("p.qdpx/") for n in carrying)
+    assert {"coded.csv", "coded.sav"} <= carrying  # uncompressed: the name is in the bytes
+    assert f"{DEMO}.docx/word/document.xml" in carrying
+    assert any(n.startswith("coded.xlsx/") for n in carrying) and any(n.startswith("utterances.xlsx/") for n in carrying)
     assert _read(db, "SELECT name FROM participants WHERE participant_id = 'G1-P01'") == [(NAME,)]
 
 

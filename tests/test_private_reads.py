@@ -191,7 +191,7 @@ def test_a_formula_in_a_correction_stays_text_in_every_sheet_and_round_trips(db,
     assert emessi("codebook", "import", CODEBOOK, "--db", db).exit_code == 0
     first = tmp_path / "first.csv"
     assert emessi("coding", "export", "--coder", "anna", "--recording", DEMO, "--out", first, "--db", db).exit_code == 0
-    with open(first, newline="", encoding="utf-8") as handle:
+    with open(first, newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
     # As a coder types them in a text editor; a leading ' means what it means in a spreadsheet.
     raw = {rows[0]["observation_id"]: FORMULA, rows[1]["observation_id"]: "@SUM(1+1)", rows[2]["observation_id"]: "'-quoted"}
@@ -209,7 +209,7 @@ def test_a_formula_in_a_correction_stays_text_in_every_sheet_and_round_trips(db,
 
     again = tmp_path / "again"
     assert emessi("coding", "export", "--coder", "anna", "--recording", DEMO, "--out", again, "--db", db).exit_code == 0
-    with open(again.with_suffix(".csv"), newline="", encoding="utf-8") as handle:
+    with open(again.with_suffix(".csv"), newline="", encoding="utf-8-sig") as handle:
         sheet = {r["observation_id"]: r for r in csv.DictReader(handle)}
     assert {o: sheet[o]["text"] for o in typed} == {o: "'" + t for o, t in typed.items()}  # neutralised
     book = load_workbook(again.with_suffix(".xlsx"))
@@ -236,7 +236,7 @@ def test_a_formula_in_a_correction_stays_text_in_every_sheet_and_round_trips(db,
 
     for target in (tmp_path / "u.csv", tmp_path / "u.parquet"):
         assert emessi("export", "table", "utterances", target, "--db", db).exit_code == 0
-    with open(tmp_path / "u.csv", newline="", encoding="utf-8") as handle:
+    with open(tmp_path / "u.csv", newline="", encoding="utf-8-sig") as handle:
         table = {r["observation_id"]: r["text"] for r in csv.DictReader(handle)}
     assert {o: table[o] for o in typed} == {o: "'" + t for o, t in typed.items()}
     exact = pq.read_table(tmp_path / "u.parquet").to_pydict()

@@ -26,7 +26,7 @@ def _ingest(folder: Path, db: Path, work: Path) -> dict:
 
 def _fill(sheet: Path, coded: Path, correct: bool) -> int:
     """Code every row of an exported sheet (and correct every third one's text); returns the rows."""
-    with open(sheet, newline="", encoding="utf-8") as handle:
+    with open(sheet, newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
     for i, row in enumerate(rows):
         row["function"] = ("question", "answer_advice", "experience")[i % 3]

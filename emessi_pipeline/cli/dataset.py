@@ -25,7 +25,7 @@ codebook_app = typer.Typer(help="Import and show the versioned codebook.\n\n"
                            "Example:\n\n  emessi codebook import configs/codebook_example.yaml", no_args_is_help=True)  # fmt: skip
 coding_app = typer.Typer(help="Code observations in a sheet: export, import, agreement, review.\n\n"
                          "Example:\n\n  emessi coding export --coder anna", no_args_is_help=True)  # fmt: skip
-export_app = typer.Typer(help="Export tables, views, transcripts, subtitles, ELAN and REFI-QDA projects.\n\n"
+export_app = typer.Typer(help="Export tables, views, the coded dataset, transcripts, subtitles, ELAN and REFI-QDA projects.\n\n"
                          "Example:\n\n  emessi export table talk_per_participant talk.parquet", no_args_is_help=True)  # fmt: skip
 
 
@@ -253,6 +253,8 @@ def codebook_show(db: Db = DEFAULT_DB, as_json: AsJson = False) -> None:
 
 
 Coder = Annotated[str, typer.Option("--coder", help="The coder's name (codings are kept per coder).")]
+# Excel splits a CSV at the locale's list separator: ';' where decimals have a comma (Finland).
+Delimiter = Annotated[str, typer.Option("--delimiter", help="CSV delimiter: ',', ';' (with decimal commas, for Excel in Finnish), 'tab', or 'auto': ';' when this machine's locale writes decimals with a comma.")]
 
 
 @coding_app.command("export")
@@ -261,28 +263,35 @@ def coding_export(
     recording: Annotated[Optional[str], typer.Option("--recording", help="Only this recording (default: all).")] = None,
     out_path: Annotated[Optional[Path], typer.Option("--out", help="FILE.csv, FILE.xlsx, or a name without suffix for both (default coding-CODER).")] = None,
     with_names: WithNames = False,
+    delimiter: Delimiter = "auto",
     db: Db = DEFAULT_DB,
 ) -> None:
     """Write a coding sheet (CSV and XLSX): one row per observation, one column per dimension.
 
     The coder's earlier codings are filled in; several codes in one cell are separated by ';'.
     Fill `corrected_text` to correct a transcript line. Speakers are pseudonymous ids and roles
-    unless --with-names.
+    unless --with-names. The CSV is UTF-8 with a byte-order mark, so Excel shows ä and ö.
 
-    Example:
+    Examples:
 
       emessi coding export --coder anna --recording G1_S3_vertaismentorointi
+
+    A CSV for Excel in Finnish (';' between cells):
+
+      emessi coding export --coder anna --out anna.csv --delimiter ';'
     """
     from ..dataset.coders import check_name, find_coder
     from ..dataset.coding import export_sheet
+    from ..dataset.sheets import resolve_delimiter
 
     with dataset(db) as con:
         registered = find_coder(con, coder)
         coder = registered or check_name(coder)
         target = out_path or Path(f"coding-{coder}")
         targets = [target] if target.suffix.lower() in (".csv", ".xlsx") else [target.with_suffix(".csv"), target.with_suffix(".xlsx")]
+        sep = resolve_delimiter(delimiter)
         for t in targets:
-            export_sheet(con, coder, t, recording, with_names)
+            export_sheet(con, coder, t, recording, with_names, sep)
     out.print("wrote " + ", ".join(str(t) for t in targets), highlight=False)
     if registered is None:
         err.print(f"[yellow]note:[/] {coder} is not a registered coder yet: import the filled sheet with "
@@ -291,7 +300,7 @@ def coding_export(
 
 @coding_app.command("import")
 def coding_import(
-    sheet: Annotated[Path, typer.Argument(help="A filled sheet (.csv, .xlsx) or a REFI-QDA project (.qdpx).")],
+    sheet: Annotated[Path, typer.Argument(help="A filled sheet (.xlsx; .csv with ',' or ';', UTF-8 or Windows-1252) or a REFI-QDA project (.qdpx).")],
     coder: Annotated[Optional[str], typer.Option("--coder", help="The coder, a registered one (matched ignoring case); required for sheets, for .qdpx only codings without a user.")] = None,
     new_coder: Annotated[bool, typer.Option("--new-coder", help="Register --coder as a new coder if no coder has that name.")] = False,
     sheet_coder: Annotated[Optional[str], typer.Option("--sheet-coder", help="Whose sheet it is, when it was exported for another coder than --coder: import that coder's sheet as --coder's codings on purpose.")] = None,
@@ -483,52 +492,92 @@ def coding_review(
 @export_app.command("table")
 def export_table(
     name: Annotated[str, typer.Argument(help="Table or view, e.g. talk_per_participant, current_codings.")],
-    target: Annotated[Path, typer.Argument(help="Output .parquet or .csv.")],
+    target: Annotated[Path, typer.Argument(help="Output .parquet, .csv or .xlsx.")],
     with_names: WithNames = False,
+    delimiter: Delimiter = "auto",
     db: Db = DEFAULT_DB,
 ) -> None:
-    """Write any table or view to Parquet or CSV (for R, SPSS, pandas).
+    """Write any table or view to Parquet, CSV or XLSX (for R, SPSS, pandas, Excel).
 
     Columns with participants' names (participant_name; name of `participants`) are left out
-    unless --with-names.
+    unless --with-names. CSV is UTF-8 with a byte-order mark (Excel shows ä and ö).
 
-    Example:
+    Examples:
 
       emessi export table turn_transitions transitions.csv
+
+      emessi export table talk_per_participant talk.xlsx
     """
     from ..dataset.exports.table import export_relation
+    from ..dataset.sheets import resolve_delimiter
 
     with dataset(db) as con:
-        rows = export_relation(con, name, target, with_names)
+        rows = export_relation(con, name, target, with_names, resolve_delimiter(delimiter))
     out.print(f"{rows} rows → {target}", highlight=False)
 
 
 @export_app.command("transcript")
 def export_transcript(
     recording: Annotated[Optional[str], typer.Argument(help="Recording name or id (default: every recording).")] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="md, srt, vtt, eaf (ELAN), or all.")] = "md",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="md, docx (Word), srt, vtt, eaf (ELAN), or all.")] = "md",
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("transcripts"),
+    coder: Annotated[Optional[list[str]], typer.Option("--coder", help="Show this coder's codes beside the turns (md, docx; repeatable).")] = None,
     with_names: WithNames = False,
     db: Db = DEFAULT_DB,
 ) -> None:
-    """Write transcripts with speakers, roles and times (Markdown), subtitles (SRT, WebVTT) or ELAN .eaf.
+    """Write transcripts with speakers, roles and times (Markdown, Word), subtitles (SRT, WebVTT) or ELAN .eaf.
 
     Speakers are pseudonymous participant ids (or diarisation labels); names only with --with-names.
+    With --coder, Markdown and Word show that coder's codes beside each turn (Word: a column per coder).
 
-    Example:
+    Examples:
 
       emessi export transcript G1_S3_vertaismentorointi --format all --out transcripts/
+
+      emessi export transcript G1_S3_vertaismentorointi --format docx --coder anna --coder ben
     """
     from ..dataset.common import DatasetError, all_recordings
     from ..dataset.exports.transcripts import FORMATS, write_transcript
 
-    formats = [*FORMATS, "eaf"] if fmt == "all" else [fmt]
+    known = (*FORMATS, "docx", "eaf")
+    formats = list(known) if fmt == "all" else [fmt]
     with dataset(db) as con:
-        if any(f not in (*FORMATS, "eaf") for f in formats):
-            raise DatasetError(f"--format {fmt}: use md, srt, vtt, eaf or all")
+        if any(f not in known for f in formats):
+            raise DatasetError(f"--format {fmt}: use md, docx, srt, vtt, eaf or all")
         recs = [recording] if recording else [r.recording_id for r in all_recordings(con)]
-        written = [write_transcript(con, r, f, out_dir, with_names) for r in recs for f in formats]
+        written = [write_transcript(con, r, f, out_dir, with_names, coder) for r in recs for f in formats]
     out.print("\n".join(str(w) for w in written), highlight=False, soft_wrap=True)  # one path a line, never folded
+
+
+@export_app.command("coded")
+def export_coded_command(
+    target: Annotated[Path, typer.Argument(help="Output .xlsx, .csv, .parquet or .sav (SPSS).")],
+    coder: Annotated[Optional[list[str]], typer.Option("--coder", help="Only these coders (repeatable; default: every coder).")] = None,
+    recording: Annotated[Optional[list[str]], typer.Option("--recording", help="Only these recordings (repeatable).")] = None,
+    with_names: WithNames = False,
+    delimiter: Delimiter = "auto",
+    db: Db = DEFAULT_DB,
+) -> None:
+    """Write the coded dataset wide: one row per observation, a column per dimension × coder.
+
+    Each row has the observation's recording, group, session, times, speaker label, participant
+    (pseudonymous id) and role. A dimension with several codes per observation also gets a 0/1
+    column per code. Variable labels come from the codebook (SPSS: variable and value labels;
+    XLSX: a `variables` and a `codes` tab; Parquet: field metadata). Details: docs/coding.md.
+
+    Examples:
+
+      emessi export coded coded.sav
+
+      emessi export coded coded.csv --coder anna --coder ben --delimiter ';'
+    """
+    from ..dataset.exports.wide import export_coded
+    from ..dataset.sheets import resolve_delimiter
+
+    with dataset(db) as con:
+        summary = export_coded(con, target, coder, recording, with_names, resolve_delimiter(delimiter))
+    out.print(f"{summary.rows} observations, {summary.columns} columns ({len(summary.coders)} coder(s): "
+              f"{', '.join(summary.coders) or 'none'}) → {target}", highlight=False, soft_wrap=True)  # fmt: skip
 
 
 @export_app.command("qdpx")

@@ -11,6 +11,7 @@ import csv
 import hashlib
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,8 +19,10 @@ import yaml
 
 from .connection import transaction
 from .common import DatasetError, now
+from .sheets import read_csv_dicts
 
-ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+# Finnish and Swedish letters too (`työaika`): ids are what coders type into cells.
+ID_PATTERN = re.compile(r"^[a-z0-9åäö][a-z0-9åäö_.-]*$")
 MULTI_SEPARATOR = ";"
 
 
@@ -77,7 +80,8 @@ def read_codebook(path: Path) -> Codebook:
 
 
 def _read_yaml(path: Path) -> Codebook:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    # NFC: an editor on macOS may save 'ö' as 'o' + '¨', which would be another id.
+    data = yaml.safe_load(unicodedata.normalize("NFC", path.read_text(encoding="utf-8-sig")))
     if not isinstance(data, dict) or not isinstance(data.get("dimensions"), list):
         raise DatasetError(f"{path}: expected a mapping with a 'dimensions' list")
     dims = []
@@ -95,8 +99,7 @@ def _read_yaml(path: Path) -> Codebook:
 
 
 def _read_csv(path: Path) -> Codebook:
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = read_csv_dicts(path)  # Excel's ';' and Windows-1252 too
     if not rows or not {"dimension", "code"} <= set(rows[0]):
         raise DatasetError(f"{path}: expected columns dimension, code, label, description[, multiple]")
     order: dict[str, list] = {}
@@ -117,7 +120,7 @@ def _check(book: Codebook) -> list[str]:
     seen_dims = set()
     for d in book.dimensions:
         if not ID_PATTERN.match(d.dimension):
-            problems.append(f"dimension id {d.dimension!r}: use lower-case letters, digits, '_', '-', '.'")
+            problems.append(f"dimension id {d.dimension!r}: use lower-case letters (a-z, å, ä, ö), digits, '_', '-', '.'")
         if d.dimension in seen_dims:
             problems.append(f"dimension {d.dimension!r} appears twice")
         seen_dims.add(d.dimension)
@@ -126,7 +129,7 @@ def _check(book: Codebook) -> list[str]:
         seen = set()
         for c in d.codes:
             if not ID_PATTERN.match(c.code):
-                problems.append(f"{d.dimension}: code id {c.code!r}: use lower-case letters, digits, '_', '-', '.'")
+                problems.append(f"{d.dimension}: code id {c.code!r}: use lower-case letters (a-z, å, ä, ö), digits, '_', '-', '.'")
             if c.code in seen:
                 problems.append(f"{d.dimension}: code {c.code!r} appears twice")
             seen.add(c.code)

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import csv
 import re
+import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .archives import check_archive
-from .cells import append_text_row, csv_safe_frame, from_csv_cell
+from .cells import append_text_row, from_csv_cell
 from .codebook import MULTI_SEPARATOR, ActiveCodebook, load_active
 from .coders import add_coder, find_coder, require_coder
 from .connection import transaction
 from .common import DatasetError, clock, new_id, now, resolve_recording
+from .sheets import read_csv, write_csv
 
 FIXED_COLUMNS = ["observation_id", "recording", "group", "session", "seq", "start", "start_s", "end_s",
                  "speaker_label", "participant", "role", "text"]  # fmt: skip
@@ -94,15 +96,17 @@ def sheet_frame(con, coder: str, recording: str | None = None, with_names: bool 
     return frame
 
 
-def export_sheet(con, coder: str, out: Path, recording: str | None = None, with_names: bool = False) -> Path:
+def export_sheet(con, coder: str, out: Path, recording: str | None = None, with_names: bool = False,
+                 delimiter: str = ",") -> Path:
     """Write the sheet as CSV or XLSX (by *out*'s suffix); XLSX gets a codebook tab and drop-downs.
-    No text becomes a formula (``cells``): transcripts and corrections are data from outside."""
+    No text becomes a formula (``cells``): transcripts and corrections are data from outside.
+    The CSV is written for spreadsheets (``sheets.write_csv``: a UTF-8 mark, *delimiter*)."""
     frame = sheet_frame(con, coder, recording, with_names)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".xlsx":
         _write_xlsx(con, frame, out, coder)
     else:
-        csv_safe_frame(frame).to_csv(out, index=False, encoding="utf-8")
+        write_csv(frame, out, delimiter)
     return out
 
 
@@ -158,19 +162,11 @@ def read_sheet(path: Path) -> tuple[list[str], list[SheetRow]]:
         raise DatasetError(f"{path}: no such file")
     if path.suffix.lower() == ".xlsx":
         return _read_xlsx(path)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            header = [h.strip() for h in next(reader, [])]
-            rows, start = [], reader.line_num + 1
-            for cells in reader:
-                if any(c.strip() for c in cells):
-                    if len(cells) > len(header):
-                        raise DatasetError(f"{path}: line {start}: {len(cells)} cells but the header has {len(header)}")
-                    rows.append(SheetRow(start, dict(zip(header, (from_csv_cell(c.strip()) for c in cells)))))
-                start = reader.line_num + 1
-    except (csv.Error, UnicodeDecodeError) as error:
-        raise DatasetError(f"{path}: not a readable CSV sheet: {error}") from None
+    header, rows = read_csv(path)  # ',' or ';', UTF-8 (with or without the mark) or Windows-1252
+    for line, cells in rows:
+        if len(cells) > len(header):
+            raise DatasetError(f"{path}: line {line}: {len(cells)} cells but the header has {len(header)}")
+    rows = [SheetRow(line, dict(zip(header, (from_csv_cell(c.strip()) for c in cells)))) for line, cells in rows]
     return header, rows
 
 
@@ -255,6 +251,7 @@ def _header_problems(header: list[str], book: ActiveCodebook, coder: str, label:
 
 
 def parse_cell(cell: str, dim: str, book: ActiveCodebook) -> tuple[set[str], list[str]]:
+    cell = unicodedata.normalize("NFC", cell)  # 'työaika' typed on a Mac may arrive decomposed
     codes = {c.strip() for c in cell.replace(",", MULTI_SEPARATOR).split(MULTI_SEPARATOR) if c.strip()}
     errors = []
     allowed = book.codes.get(dim, {})

@@ -6,7 +6,6 @@ keyed by (recording, set, label); carry.py moves it to the matching label of a n
 
 from __future__ import annotations
 
-import csv
 import re
 import subprocess
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 from .connection import transaction
 from .common import DatasetError, Recording, new_id, now, output_folder, resolve_recording
 from .schema import ROLES
+from .sheets import read_csv_dicts
 
 PARTICIPANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -160,8 +160,7 @@ def write_assignment(con, rec_or_id, label: str, participant_id: str | None, rol
 
 def read_assignment_csv(path: Path) -> list[Assignment]:
     """Columns: recording, speaker_label, participant, role[, name]. Header required."""
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = read_csv_dicts(path)  # Excel's ';' and Windows-1252 too
     if not rows:
         raise DatasetError(f"{path}: no rows")
     missing = {"recording", "speaker_label", "role"} - set(rows[0])

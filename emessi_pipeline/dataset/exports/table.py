@@ -1,9 +1,10 @@
-"""Any table or view to Parquet or CSV, fetched from the reader as Arrow and written here.
+"""Any table or view to Parquet, CSV or XLSX, fetched from the reader as Arrow and written here.
 
 The reader cannot write files (external access is off, see ``connection.READER_CONFIG``), so
 DuckDB's ``COPY … TO`` is not available to it; Arrow keeps the column types exactly for Parquet.
 CSV text cells that a spreadsheet would run as formulas get a leading ``'`` (``cells``); Parquet
-keeps every value as it is, so analyses in R or pandas read the Parquet file.
+keeps every value as it is, so analyses in R or pandas read the Parquet file. CSV and XLSX are
+written for spreadsheets (``sheets``: a UTF-8 mark, ``;`` and decimal commas where asked).
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..cells import csv_safe_frame
 from ..common import DatasetError
+from ..sheets import write_csv, write_xlsx
 
-FORMATS = (".parquet", ".csv")
+FORMATS = (".parquet", ".csv", ".xlsx")
 
 
 def relations(con) -> list[str]:
@@ -29,8 +30,8 @@ NAME_COLUMNS = {"participant_name"}
 NAME_COLUMNS_OF = {"participants": {"name"}}
 
 
-def export_relation(con, name: str, out: Path, with_names: bool = False) -> int:
-    """Write table or view *name* to *out* (.parquet or .csv); returns the number of rows.
+def export_relation(con, name: str, out: Path, with_names: bool = False, delimiter: str = ",") -> int:
+    """Write table or view *name* to *out* (.parquet, .csv or .xlsx); returns the number of rows.
 
     Without *with_names* the columns holding participants' names are left out (the pseudonymous
     `participant_id` and the role stay)."""
@@ -38,7 +39,7 @@ def export_relation(con, name: str, out: Path, with_names: bool = False) -> int:
 
     suffix = out.suffix.lower()
     if suffix not in FORMATS:
-        raise DatasetError(f"{out}: write .parquet or .csv")
+        raise DatasetError(f"{out}: write .parquet, .csv or .xlsx")
     known = relations(con)
     if name not in known:
         raise DatasetError(f"no table or view {name!r}; there are: {', '.join(known)}")
@@ -47,14 +48,16 @@ def export_relation(con, name: str, out: Path, with_names: bool = False) -> int:
     kept = ", ".join(f'"{c}"' for c in columns if c not in hidden)
     relation = con.sql(f'SELECT {kept} FROM "{name}"')
     table = relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")  # a failed write leaves no half file under the name
-    try:
-        if suffix == ".parquet":
+    if suffix == ".csv":
+        write_csv(table.to_pandas(), out, delimiter)
+    elif suffix == ".xlsx":
+        write_xlsx(out, [(name, table.column_names, list(zip(*(c.to_pylist() for c in table.columns))))])
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_name(f".{out.name}.partial")  # a failed write leaves no half file under the name
+        try:
             pq.write_table(table, partial)
-        else:
-            csv_safe_frame(table.to_pandas()).to_csv(partial, index=False, encoding="utf-8")
-        os.replace(partial, out)
-    finally:
-        partial.unlink(missing_ok=True)
+            os.replace(partial, out)
+        finally:
+            partial.unlink(missing_ok=True)
     return table.num_rows
