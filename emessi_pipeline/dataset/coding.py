@@ -9,7 +9,6 @@ superseded (kept, with `superseded_at`), never deleted. An empty cell leaves cod
 
 from __future__ import annotations
 
-import csv
 import re
 import unicodedata
 from collections import defaultdict

@@ -20,7 +20,6 @@ in docs/coding.md, "Review list"):
 from __future__ import annotations
 
 import json
-import re
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence

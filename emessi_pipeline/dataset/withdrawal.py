@@ -144,7 +144,7 @@ def scrub(con, recording_id: str) -> dict[str, int]:
         [recording_id],
     )
     dropped = _count(con.execute(
-        f"DELETE FROM observations WHERE observation_id IN (SELECT observation_id FROM withdrawn_observations WHERE drop_turns)"))  # fmt: skip
+        "DELETE FROM observations WHERE observation_id IN (SELECT observation_id FROM withdrawn_observations WHERE drop_turns)"))  # fmt: skip
     blanked = con.execute(
         f"""UPDATE observations SET text = NULL, speaker_label = ?, word_count = NULL, mean_word_prob = NULL
             WHERE observation_id IN {gone} AND (text IS NOT NULL OR speaker_label <> ?)""",
