@@ -10,6 +10,7 @@ to a file at a time, so the app opens one connection at a time (a lock).
 from __future__ import annotations
 
 import mimetypes
+import os
 import secrets
 import threading
 from collections import defaultdict
@@ -29,7 +30,7 @@ from starlette.templating import Jinja2Templates
 
 from ..dataset import workbench
 from ..dataset.common import DatasetError, clock
-from ..dataset.connection import DatabaseBusyError, open_reader, open_writer
+from ..dataset.connection import WAIT_ENV, DatabaseBusyError, default_wait, open_reader, open_writer
 from ..dataset.schema import ROLES
 from ..dataset.speakers import Assignment, assign, list_participants
 from . import plots
@@ -43,13 +44,18 @@ WRITE_WAIT_S = 3.0
 READ_WAIT_S = 3.0
 
 
+def _wait(default: float) -> float:
+    """--db-wait / EMESSI_DB_WAIT when given, else *default* (a page should not hang for long)."""
+    return default_wait() if os.environ.get(WAIT_ENV, "").strip() else default
+
+
 @dataclass
 class Settings:
     db: Path
     coder: str | None = None
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    write_wait: float = WRITE_WAIT_S
-    read_wait: float = READ_WAIT_S
+    write_wait: float = field(default_factory=lambda: _wait(WRITE_WAIT_S))
+    read_wait: float = field(default_factory=lambda: _wait(READ_WAIT_S))
 
 
 class Store:

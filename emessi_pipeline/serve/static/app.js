@@ -101,7 +101,7 @@ function recordingPage() {
     select(i);
     if (!media) return;
     media.currentTime = starts[i] + 0.01;
-    media.play().catch(() => {});
+    media.play().catch(e => say("could not play: " + e.message, "error"));
   }
   if (media) {
     media.addEventListener("timeupdate", () => select(indexAt(media.currentTime)));
@@ -208,7 +208,7 @@ function recordingPage() {
     else { select(i); if (media) media.currentTime = starts[i] + 0.01; }
   }
   // A link from the review or agreement page (#o-ID) opens at that row, playing.
-  const target = location.hash && rows.findIndex(r => "#" + r.id === location.hash);
+  const target = location.hash ? rows.findIndex(r => "#" + r.id === location.hash) : -1;
   if (target >= 0) playFrom(target);
 }
 
