@@ -12,8 +12,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "emessi_pipeline"
 NAME = PACKAGE.name
 
 # Higher imports lower, never the reverse. runs and evaluation share a rank but not each other.
-LAYERS = {"config": 0, "version": 0, "stages": 1, "dataset": 2, "runs": 3, "evaluation": 3, "cli": 4,
-          "__init__": 5, "__main__": 5}  # fmt: skip
+# serve (the browser workbench) is a view like cli, over dataset; cli starts it.
+LAYERS = {"config": 0, "version": 0, "stages": 1, "dataset": 2, "runs": 3, "evaluation": 3, "serve": 4,
+          "cli": 5, "__init__": 6, "__main__": 6}  # fmt: skip
 
 
 def modules() -> dict[str, Path]:

@@ -61,6 +61,9 @@ def test_the_wheel_holds_every_module_and_profile(installed):
     assert modules - names == set()  # a new subpackage missing from pyproject's list fails here
     profiles = {f"emessi_pipeline/configs/{p.name}" for p in (REPO / "configs").glob("*.yaml")}
     assert {"emessi_pipeline/configs/default.yaml"} <= profiles <= names
+    web = {p.relative_to(REPO).as_posix() for folder in ("templates", "static")
+           for p in (REPO / "emessi_pipeline" / "serve" / folder).iterdir()}  # fmt: skip
+    assert web and web <= names  # the workbench's pages, script and style
 
 
 def test_the_installed_package_loads_the_default_profile_outside_the_checkout(installed, tmp_path):

@@ -41,6 +41,8 @@ def demo(
                 highlight=False,
             )
             _example_query(folder / "demo.duckdb")
+            out.print(f"open it in the workbench (listen, code, correct): emessi serve --db {folder / 'demo.duckdb'}",
+                      highlight=False, soft_wrap=True)  # fmt: skip
         raise
 
 
