@@ -4,7 +4,7 @@
 read-only and a writing connection, transactions), ``load`` (one recording's load transaction,
 runs and failures), ``common`` (recording look-up, ids, errors), ``speakers``, ``codebook``,
 ``coding``, ``carry`` (codings across re-processing), ``review`` (what to check first),
-``agreement``, ``withdrawal`` (a participant's withdrawal, a recording's removal), and ``exports`` (tables; transcript ``lines`` and the transcripts, ELAN and
+``agreement``, ``batches`` and ``undo`` (imports as batches, history, revert), ``participant_changes``, ``withdrawal`` (a participant's withdrawal, a recording's removal), and ``exports`` (tables; transcript ``lines`` and the transcripts, ELAN and
 REFI-QDA files made of them).
 
 Layer: above ``stages``; it may import ``stages`` (records) and ``config``, never ``runs``,
@@ -13,7 +13,7 @@ carry-over and review flags register themselves below, when the package is impor
 any import of one of its modules does first).
 """
 
-from . import carry, review, withdrawal
+from . import batches, carry, review, withdrawal
 from .connection import register_migration
 from .load import register_load_hook
 
@@ -24,3 +24,5 @@ register_load_hook(review.on_load)
 register_load_hook(withdrawal.on_load)
 # A database made before the review flags existed gets them for its current sets now.
 register_migration(review.fill_stale)
+# Codings imported before batches existed become batches, so they can be listed and reverted.
+register_migration(batches.batch_legacy_work)

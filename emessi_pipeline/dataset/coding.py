@@ -4,7 +4,9 @@ Import checks every row before writing anything and then writes all rows in one 
 A codings row is (observation, coder, dimension, code); the same sheet imported twice finds
 every coding already there and changes nothing; two coders' codings live side by side.
 A non-empty cell is the coder's whole answer for that dimension: codes no longer in it are
-superseded (kept, with `superseded_at`), never deleted. An empty cell leaves codings alone.
+superseded (kept, with `superseded_at`), never deleted. An empty cell leaves codings alone;
+a cell holding only `-` clears the dimension on purpose (its codings superseded, none added).
+Each import is one batch (batches.py), so it can be reverted (undo.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .archives import check_archive
+from .batches import record_carried, record_items, set_counts, start_batch
 from .cells import append_text_row, csv_safe_frame, from_csv_cell
 from .codebook import MULTI_SEPARATOR, ActiveCodebook, load_active
 from .connection import transaction
@@ -23,6 +26,9 @@ from .common import DatasetError, clock, new_id, now, resolve_recording
 FIXED_COLUMNS = ["observation_id", "recording", "group", "session", "seq", "start", "start_s", "end_s",
                  "speaker_label", "participant", "role", "text"]  # fmt: skip
 CORRECTION_COLUMN = "corrected_text"
+# A cell holding only this clears the dimension for the coder: a spreadsheet cannot tell an empty
+# cell left alone from one emptied on purpose, so "no code" needs a mark of its own.
+CLEAR_MARK = "-"
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,7 @@ class CodingChange:
     supersede: list[str] = field(default_factory=list)  # coding ids
     corrections: list[tuple[str, str]] = field(default_factory=list)  # observation, text
     unchanged: int = 0
+    cleared: int = 0  # cells the coder emptied on purpose (some may have held nothing already)
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,8 @@ class ImportSummary:
     corrections: int
     carried: int = 0
     for_review: int = 0
+    cleared: int = 0
+    batch: int | None = None
 
 
 # ---------------------------------------------------------------- export
@@ -207,6 +216,9 @@ def plan_sheet_import(con, header: list[str], rows: list[SheetRow], coder: str, 
             if row.values.get(dim):
                 problems.append(f"{where}: dimension {dim!r} is retired in the codebook")
         for dim in dims:
+            if row.values.get(dim, "").strip() == CLEAR_MARK:
+                wanted[(obs, dim)] = set()
+                continue
             codes, errors = parse_cell(row.values.get(dim, ""), dim, book)
             problems += [f"{where}: {e}" for e in errors]
             if codes and not errors:
@@ -241,6 +253,9 @@ def _header_problems(header: list[str], book: ActiveCodebook, coder: str) -> lis
 def parse_cell(cell: str, dim: str, book: ActiveCodebook) -> tuple[set[str], list[str]]:
     codes = {c.strip() for c in cell.replace(",", MULTI_SEPARATOR).split(MULTI_SEPARATOR) if c.strip()}
     errors = []
+    if CLEAR_MARK in codes:
+        errors.append(f"{dim}: '{CLEAR_MARK}' clears the dimension and stands alone in its cell")
+        codes.discard(CLEAR_MARK)
     allowed = book.codes.get(dim, {})
     for code in sorted(codes):
         if code not in allowed:
@@ -269,6 +284,7 @@ def plan_change(con, coder: str, wanted: dict[tuple[str, str], set[str]], correc
     """What writing *wanted* (codes per observation and dimension) for *coder* would add,
     supersede and leave unchanged against the codings in force; *apply_change* writes it."""
     change = CodingChange(corrections=corrections)
+    change.cleared = sum(1 for codes in wanted.values() if not codes)
     existing: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
     for coding_id, obs, dim, code in con.execute(
         "SELECT coding_id, observation_id, dimension, code FROM codings WHERE coder = ? AND superseded_at IS NULL",
@@ -283,10 +299,15 @@ def plan_change(con, coder: str, wanted: dict[tuple[str, str], set[str]], correc
     return change
 
 
-def apply_change(con, change: CodingChange, source: str, corrector: str) -> tuple[int, int]:
-    """Write a checked change (caller holds the transaction). Returns (carried, for review)."""
+def apply_change(con, change: CodingChange, source: str, corrector: str, batch: int | None = None,
+                 carry: bool = True) -> tuple[int, int]:  # fmt: skip
+    """Write a checked change (caller holds the transaction) as part of *batch* (a new import
+    batch when None). Returns (carried, for review). *carry*: bring rows written on a set that is
+    no longer current to the current one (a revert writes every cell itself and says False)."""
     from .carry import carry_to_current
 
+    if batch is None:
+        batch = start_batch(con, "import", corrector, source)
     stamp, version = now(), load_active(con).version
     if change.supersede:
         con.execute("UPDATE codings SET superseded_at = ? WHERE list_contains(?, coding_id)", [stamp, change.supersede])
@@ -298,8 +319,11 @@ def apply_change(con, change: CodingChange, source: str, corrector: str) -> tupl
             "INSERT INTO codings VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
             [coding_id, obs, coder, dim, code, version, source, stamp],
         )
-    correction_ids = []
+    correction_ids, replaced_corrections = [], []
     for obs, text in change.corrections:
+        replaced_corrections += [r[0] for r in con.execute(
+            "SELECT correction_id FROM text_corrections WHERE observation_id = ? AND superseded_at IS NULL", [obs]
+        ).fetchall()]  # fmt: skip
         con.execute(
             "UPDATE text_corrections SET superseded_at = ? WHERE observation_id = ? AND superseded_at IS NULL",
             [stamp, obs],
@@ -307,8 +331,16 @@ def apply_change(con, change: CodingChange, source: str, corrector: str) -> tupl
         correction_ids.append(new_id())
         con.execute("INSERT INTO text_corrections VALUES (?, ?, ?, ?, ?, NULL, NULL)",
                     [correction_ids[-1], obs, corrector, text, stamp])  # fmt: skip
+    record_items(con, batch, "coding", "added", added)
+    record_items(con, batch, "coding", "superseded", change.supersede)
+    record_items(con, batch, "correction", "added", correction_ids)
+    record_items(con, batch, "correction", "superseded", replaced_corrections)
+    if not carry:
+        return 0, 0
     # A sheet exported before a re-ingest codes the old set: bring that work to the current set.
-    return carry_to_current(con, added, correction_ids)
+    outcome = carry_to_current(con, added, correction_ids)
+    record_carried(con, batch, added, correction_ids)
+    return outcome
 
 
 def import_sheet(con, path: Path, coder: str) -> ImportSummary:
@@ -319,6 +351,13 @@ def import_sheet(con, path: Path, coder: str) -> ImportSummary:
     label = "row" if path.suffix.lower() == ".xlsx" else "line"
     change = plan_sheet_import(con, header, rows, coder, label)
     with transaction(con):
-        carried, review = apply_change(con, change, f"sheet:{path.name}", coder)
-    return ImportSummary(len(rows), len(change.add), len(change.supersede), change.unchanged,
-                         len(change.corrections), carried, review)  # fmt: skip
+        batch = start_batch(con, "import", coder, f"sheet:{path.name}", path)
+        carried, review = apply_change(con, change, f"sheet:{path.name}", coder, batch)
+        summary = ImportSummary(len(rows), len(change.add), len(change.supersede), change.unchanged,
+                                len(change.corrections), carried, review, change.cleared, batch)  # fmt: skip
+        set_counts(con, batch, summary_counts(summary))
+    return summary
+
+
+def summary_counts(summary: ImportSummary) -> dict:
+    return {k: getattr(summary, k) for k in ("rows", "added", "superseded", "unchanged", "corrections", "cleared")}

@@ -25,8 +25,9 @@ import duckdb
 from .schema import SCHEMA
 
 # 2: coded-dataset tables and views, failure signatures; 3: review flags; 4: timestamps in UTC
-# (TIMESTAMPTZ), recordings replaced by a changed file at the same path
-SCHEMA_VERSION = "4"
+# (TIMESTAMPTZ), recordings replaced by a changed file at the same path; 5: coding batches,
+# participant history, review resolutions
+SCHEMA_VERSION = "5"
 
 # DuckDB's `read_only` alone is no sandbox: COPY TO, ATTACH, read_csv('/etc/passwd'), INSTALL
 # all still work. With external access off DuckDB opens no file but the database it was started
