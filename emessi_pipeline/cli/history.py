@@ -45,7 +45,8 @@ def coding_history(
     """Show every coding, clear, revert and carry-over of one observation, oldest first.
 
     Each row is one change of one coder's dimension (or of the corrected text): the codes after it,
-    the codes before it, and the batch (import or revert) that made it.
+    the codes before it ('-': none), and the batch (import or revert, see `emessi coding imports`)
+    that made it.
 
     Example:
 
@@ -63,9 +64,10 @@ def coding_history(
     if not events:
         out.print("no codings or corrections yet")
         return
-    print_table(["time", "coder", "dimension", "action", "codes", "was", "batch", "source"],
-                [(_time(e.at), e.coder, e.dimension, e.action, _codes(e.codes), _codes(e.was), e.batch, e.source)
-                 for e in events])  # fmt: skip
+    # The batch's file or kind is in `emessi coding imports` (and in --json): the table stays narrow.
+    print_table(["time", "coder", "dimension", "action", "codes", "was", "batch"],
+                [(_time(e.at)[:16], e.coder, e.dimension, e.action, _codes(e.codes), _codes(e.was),
+                  e.batch if e.action != "carried" else f"{e.batch or ''} (carried)") for e in events])  # fmt: skip
 
 
 def coding_imports(
@@ -86,7 +88,7 @@ def coding_imports(
     if as_json:
         print(json.dumps([b.to_dict() for b in batches], ensure_ascii=False, indent=2))
         return
-    counts = ("added", "superseded", "unchanged", "corrections", "cleared")
+    counts = ("added", "superseded", "cleared", "corrections")  # all of them in --json
     print_table(["batch", "time", "kind", "coder", "source", "changes", "reverted by"],
                 [(b.batch_no, _time(b.made_at), b.kind, b.coder, b.source,
                   ", ".join(f"{b.counts[k]} {k}" for k in counts if b.counts.get(k)),
