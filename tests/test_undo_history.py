@@ -220,3 +220,12 @@ def test_imports_made_before_schema_5_become_batches_on_upgrade(two_imports):
     assert [(b["batch_no"], b["source"]) for b in batches] == [(1, "sheet:one.csv"), (2, "sheet:two.csv")]
     emessi("coding", "revert", "2", "--db", db)
     assert _current(db) == after_first
+
+
+def test_forget_after_a_rename_removes_every_id_the_participant_had(db, tmp_path):
+    emessi("speakers", "assign", DEMO, "SPEAKER_00", "--participant", "G1-P03", "--name", "Mikko", "--db", db)
+    emessi("participants", "rename", "G1-P03", "G1-P13", "--db", db)
+    emessi("forget", "G1-P13", "--yes", "--db", db, "-w", tmp_path / "work")
+    assert read(db, "SELECT count(*) FROM participants WHERE name = 'Mikko' OR participant_id IN ('G1-P03', 'G1-P13')") == [(0,)]
+    assert read(db, "SELECT count(*) FROM speaker_assignments WHERE participant_id IN ('G1-P03', 'G1-P13')") == [(0,)]
+    assert read(db, "SELECT count(*) FROM participant_history") == [(0,)]
