@@ -12,7 +12,7 @@ import typer
 
 from ..runs.privacy import owner_only
 from ..version import __version__
-from . import dataset, demo, evaluate, ingest, models, privacy, query, recordings, report, review, serve
+from . import dataset, demo, evaluate, history, ingest, models, privacy, query, recordings, report, review, serve
 from .common import Exit, err, out
 
 app = typer.Typer(
@@ -22,7 +22,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for group in (ingest, models, query, demo, recordings, dataset, review, report, serve, evaluate, privacy):
+for group in (ingest, models, query, demo, recordings, dataset, history, review, report, serve, evaluate, privacy):
     group.register(app)
 
 

@@ -339,7 +339,9 @@ def coding_import(
     who = f" for {summary.coder}" + (" (new coder)" if summary.new_coder else "") if summary.coder else ""
     out.print(f"{summary.rows} rows{who}: {summary.added} codings added, {summary.superseded} replaced, "
               f"{summary.unchanged} unchanged, {summary.corrections} text corrections"
-              + (f"; {summary.carried} carried to the current set, {summary.for_review} for review" if summary.carried or summary.for_review else ""),
+              + (f", {summary.cleared} cleared" if summary.cleared else "")
+              + (f"; {summary.carried} carried to the current set, {summary.for_review} for review" if summary.carried or summary.for_review else "")
+              + (f" (batch {summary.batch}: undo with `emessi coding revert {summary.batch}`)" if summary.batch else ""),
               highlight=False)  # fmt: skip
 
 

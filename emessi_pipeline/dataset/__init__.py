@@ -4,7 +4,7 @@
 read-only and a writing connection, transactions), ``load`` (one recording's load transaction,
 runs and failures), ``common`` (recording look-up, ids, errors), ``speakers``, ``codebook``,
 ``coding``, ``coders`` (the coders registry), ``carry`` (codings across re-processing), ``review`` (what to check first),
-``agreement``, ``withdrawal`` (a participant's withdrawal, a recording's removal), and ``exports`` (tables; transcript ``lines`` and the transcripts, ELAN and
+``agreement``, ``batches`` and ``undo`` (imports as batches, history, revert), ``participant_changes``, ``withdrawal`` (a participant's withdrawal, a recording's removal), and ``exports`` (tables; transcript ``lines`` and the transcripts, ELAN and
 REFI-QDA files made of them).
 
 Layer: above ``stages``; it may import ``stages`` (records) and ``config``, never ``runs``,
@@ -13,7 +13,7 @@ carry-over and review flags register themselves below, when the package is impor
 any import of one of its modules does first).
 """
 
-from . import carry, coders, review, withdrawal
+from . import batches, carry, coders, review, withdrawal
 from .connection import register_migration
 from .load import register_load_hook
 
@@ -26,3 +26,5 @@ register_load_hook(withdrawal.on_load)
 register_migration(review.fill_stale)
 # Codings made before the coders registry register their coders.
 register_migration(coders.register_existing)
+# Codings imported before batches existed become batches, so they can be listed and reverted.
+register_migration(batches.batch_legacy_work)

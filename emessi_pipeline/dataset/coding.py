@@ -4,7 +4,9 @@ Import checks every row before writing anything and then writes all rows in one 
 A codings row is (observation, coder, dimension, code); the same sheet imported twice finds
 every coding already there and changes nothing; two coders' codings live side by side.
 A non-empty cell is the coder's whole answer for that dimension: codes no longer in it are
-superseded (kept, with `superseded_at`), never deleted. An empty cell leaves codings alone.
+superseded (kept, with `superseded_at`), never deleted. An empty cell leaves codings alone;
+a cell holding only `-` clears the dimension on purpose (its codings superseded, none added).
+Each import is one batch (batches.py), so it can be reverted (undo.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .archives import check_archive
+from .batches import record_carried, record_items, set_counts, start_batch
 from .cells import append_text_row, from_csv_cell
 from .codebook import MULTI_SEPARATOR, ActiveCodebook, load_active
 from .coders import add_coder, find_coder, require_coder
@@ -30,6 +33,9 @@ CORRECTION_COLUMN = "corrected_text"
 CODER_NOTE = re.compile(r"^coder: (.*?); several codes in one cell")
 # A CSV has no place for it; the name export gives it (coding-NAME.csv) is the hint.
 DEFAULT_SHEET_NAME = re.compile(r"^coding-(.+)$")
+# A cell holding only this clears the dimension for the coder: a spreadsheet cannot tell an empty
+# cell left alone from one emptied on purpose, so "no code" needs a mark of its own.
+CLEAR_MARK = "-"
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,7 @@ class CodingChange:
     supersede: list[str] = field(default_factory=list)  # coding ids
     corrections: list[tuple[str, str]] = field(default_factory=list)  # observation, text
     unchanged: int = 0
+    cleared: int = 0  # cells the coder emptied on purpose (some may have held nothing already)
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,8 @@ class ImportSummary:
     for_review: int = 0
     coder: str = ""
     new_coder: bool = False
+    cleared: int = 0
+    batch: int | None = None
 
 
 # ---------------------------------------------------------------- export
@@ -218,6 +227,9 @@ def plan_sheet_import(con, header: list[str], rows: list[SheetRow], coder: str, 
             if row.values.get(dim):
                 problems.append(f"{where}: dimension {dim!r} is retired in the codebook")
         for dim in dims:
+            if row.values.get(dim, "").strip() == CLEAR_MARK:
+                wanted[(obs, dim)] = set()
+                continue
             codes, errors = parse_cell(row.values.get(dim, ""), dim, book)
             problems += [f"{where}: {e}" for e in errors]
             if codes and not errors:
@@ -253,6 +265,9 @@ def parse_cell(cell: str, dim: str, book: ActiveCodebook) -> tuple[set[str], lis
     cell = unicodedata.normalize("NFC", cell)  # 'työaika' typed on a Mac may arrive decomposed
     codes = {c.strip() for c in cell.replace(",", MULTI_SEPARATOR).split(MULTI_SEPARATOR) if c.strip()}
     errors = []
+    if CLEAR_MARK in codes:
+        errors.append(f"{dim}: '{CLEAR_MARK}' clears the dimension and stands alone in its cell")
+        codes.discard(CLEAR_MARK)
     allowed = book.codes.get(dim, {})
     for code in sorted(codes):
         if code not in allowed:
@@ -281,6 +296,7 @@ def plan_change(con, coder: str, wanted: dict[tuple[str, str], set[str]], correc
     """What writing *wanted* (codes per observation and dimension) for *coder* would add,
     supersede and leave unchanged against the codings in force; *apply_change* writes it."""
     change = CodingChange(corrections=corrections)
+    change.cleared = sum(1 for codes in wanted.values() if not codes)
     existing: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
     for coding_id, obs, dim, code in con.execute(
         "SELECT coding_id, observation_id, dimension, code FROM codings WHERE coder = ? AND superseded_at IS NULL",
@@ -295,10 +311,15 @@ def plan_change(con, coder: str, wanted: dict[tuple[str, str], set[str]], correc
     return change
 
 
-def apply_change(con, change: CodingChange, source: str, corrector: str) -> tuple[int, int]:
-    """Write a checked change (caller holds the transaction). Returns (carried, for review)."""
+def apply_change(con, change: CodingChange, source: str, corrector: str, batch: int | None = None,
+                 carry: bool = True) -> tuple[int, int]:  # fmt: skip
+    """Write a checked change (caller holds the transaction) as part of *batch* (a new import
+    batch when None). Returns (carried, for review). *carry*: bring rows written on a set that is
+    no longer current to the current one (a revert writes every cell itself and says False)."""
     from .carry import carry_to_current
 
+    if batch is None:
+        batch = start_batch(con, "import", corrector, source)
     stamp, version = now(), load_active(con).version
     # Every coder with codings is in the registry (a QDA project's users come in here).
     for coder in sorted({c for _, c, _, _ in change.add}):
@@ -313,8 +334,11 @@ def apply_change(con, change: CodingChange, source: str, corrector: str) -> tupl
             "INSERT INTO codings VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
             [coding_id, obs, coder, dim, code, version, source, stamp],
         )
-    correction_ids = []
+    correction_ids, replaced_corrections = [], []
     for obs, text in change.corrections:
+        replaced_corrections += [r[0] for r in con.execute(
+            "SELECT correction_id FROM text_corrections WHERE observation_id = ? AND superseded_at IS NULL", [obs]
+        ).fetchall()]  # fmt: skip
         con.execute(
             "UPDATE text_corrections SET superseded_at = ? WHERE observation_id = ? AND superseded_at IS NULL",
             [stamp, obs],
@@ -322,8 +346,16 @@ def apply_change(con, change: CodingChange, source: str, corrector: str) -> tupl
         correction_ids.append(new_id())
         con.execute("INSERT INTO text_corrections VALUES (?, ?, ?, ?, ?, NULL, NULL)",
                     [correction_ids[-1], obs, corrector, text, stamp])  # fmt: skip
+    record_items(con, batch, "coding", "added", added)
+    record_items(con, batch, "coding", "superseded", change.supersede)
+    record_items(con, batch, "correction", "added", correction_ids)
+    record_items(con, batch, "correction", "superseded", replaced_corrections)
+    if not carry:
+        return 0, 0
     # A sheet exported before a re-ingest codes the old set: bring that work to the current set.
-    return carry_to_current(con, added, correction_ids)
+    outcome = carry_to_current(con, added, correction_ids)
+    record_carried(con, batch, added, correction_ids)
+    return outcome
 
 
 def sheet_coder(path: Path) -> tuple[str | None, str]:
@@ -382,6 +414,14 @@ def import_sheet(con, path: Path, coder: str, sheet_of: str | None = None, new_c
     with transaction(con):
         if to_register:
             add_coder(con, coder, f"sheet:{path.name}")
-        carried, review = apply_change(con, change, f"sheet:{path.name}", coder)
-    return ImportSummary(len(rows), len(change.add), len(change.supersede), change.unchanged,
-                         len(change.corrections), carried, review, coder, to_register)  # fmt: skip
+        batch = start_batch(con, "import", coder, f"sheet:{path.name}", path)
+        carried, review = apply_change(con, change, f"sheet:{path.name}", coder, batch)
+        summary = ImportSummary(len(rows), len(change.add), len(change.supersede), change.unchanged,
+                                len(change.corrections), carried, review, coder=coder, new_coder=to_register,
+                                cleared=change.cleared, batch=batch)  # fmt: skip
+        set_counts(con, batch, summary_counts(summary))
+    return summary
+
+
+def summary_counts(summary: ImportSummary) -> dict:
+    return {k: getattr(summary, k) for k in ("rows", "added", "superseded", "unchanged", "corrections", "cleared")}

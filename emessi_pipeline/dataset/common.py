@@ -123,3 +123,22 @@ def clock(seconds: float, sep: str = ".", hours: bool = True) -> str:
     m, rest = divmod(rest, 60_000)
     s, ms = divmod(rest, 1000)
     return (f"{h:02d}:" if hours else "") + f"{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def resolve_observation(con, ref: str) -> tuple[str, str, int, str]:
+    """An observation by its id or a unique start of it (any set, current or not):
+    (observation_id, recording name, seq, set_id)."""
+    ref = (ref or "").strip()
+    rows = con.execute(
+        "SELECT o.observation_id, r.name, o.seq, o.set_id FROM observations o JOIN recordings r USING (recording_id) "
+        "WHERE o.observation_id = ? OR (length(?) >= 4 AND starts_with(o.observation_id, ?)) ORDER BY 1 LIMIT 3",
+        [ref, ref, ref],
+    ).fetchall()
+    exact = [r for r in rows if r[0] == ref]
+    rows = exact or rows
+    if not rows:
+        raise DatasetError(f"no observation {ref!r} (its id is in the coding sheet's observation_id column, "
+                           "in `emessi review --json` and in the utterances view)")  # fmt: skip
+    if len(rows) > 1:
+        raise DatasetError(f"{ref!r} starts several observation ids ({', '.join(r[0] for r in rows[:2])}, …): give more of it")
+    return rows[0]

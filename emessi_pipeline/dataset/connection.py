@@ -26,7 +26,8 @@ from .schema import SCHEMA
 
 # 2: coded-dataset tables and views, failure signatures; 3: review flags; 4: timestamps in UTC
 # (TIMESTAMPTZ), recordings replaced by a changed file at the same path; 5: the coders registry
-# (filled from the codings already there), every view ordered
+# (filled from the codings already there), every view ordered, coding batches, participant
+# history, review resolutions
 SCHEMA_VERSION = "5"
 
 # DuckDB's `read_only` alone is no sandbox: COPY TO, ATTACH, read_csv('/etc/passwd'), INSTALL

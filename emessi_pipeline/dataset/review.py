@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from ..config import ReviewConfig
 from ..stages.records import AlignedWord, Observation, Segment, SpeakerTurn
-from .common import DatasetError, now
+from .common import DatasetError, new_id, now, resolve_observation
 from .connection import transaction
 
 if TYPE_CHECKING:
@@ -393,15 +393,17 @@ class ReviewItem:
     text: str
     priority: int
     reasons: list[dict] = field(default_factory=list)  # {reason, value, detail}
+    resolution: dict | None = None  # {outcome, note, resolved_by, resolved_at}, once a person resolved it
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def review_list(con, recording_id: str | None = None, reasons: Sequence[str] | None = None,
-                limit: int | None = None) -> list[ReviewItem]:  # fmt: skip
+                limit: int | None = None, resolved: bool = False) -> list[ReviewItem]:  # fmt: skip
     """Flagged current observations, most urgent first: by the highest-priority reason, then
-    the number of reasons, then recording and time. *reasons* keeps only those reasons."""
+    the number of reasons, then recording and time. *reasons* keeps only those reasons.
+    Observations a person resolved are left out unless *resolved* (then they carry it)."""
     unknown = [r for r in reasons or () if r not in PRIORITY]
     if unknown:
         raise DatasetError(f"unknown reason {', '.join(unknown)} (known: {', '.join(REASONS)})")
@@ -420,5 +422,49 @@ def review_list(con, recording_id: str | None = None, reasons: Sequence[str] | N
             item = items[oid] = ReviewItem(name, rid, oid, seq, start, end, label, speaker, role, text, priority)
         item.priority = min(item.priority, priority)
         item.reasons.append({"reason": reason, "value": value, "detail": detail})
-    ordered = sorted(items.values(), key=lambda i: (i.priority, -len(i.reasons), i.recording, i.start_s))
+    for oid, outcome, note, by, at in _resolutions(con, list(items)):
+        items[oid].resolution = {"outcome": outcome, "note": note, "resolved_by": by, "resolved_at": str(at)}
+    kept = [i for i in items.values() if resolved or i.resolution is None]
+    ordered = sorted(kept, key=lambda i: (i.priority, -len(i.reasons), i.recording, i.start_s))
     return ordered[:limit] if limit else ordered
+
+
+# ------------------------------------------------------------------ resolutions
+
+OUTCOMES = ("kept", "corrected", "reassigned")
+REOPENED = "reopened"
+
+
+def _resolutions(con, observation_ids: list[str]) -> list[tuple]:
+    """The resolution in force per observation (the latest row, unless it reopened the item)."""
+    if not observation_ids or not con.execute(
+        "SELECT 1 FROM information_schema.tables WHERE table_name = 'review_resolutions'"
+    ).fetchone():  # a reader never migrates: a schema-4 database has none yet
+        return []
+    return con.execute(
+        """SELECT observation_id, outcome, note, resolved_by, resolved_at FROM review_resolutions
+           WHERE list_contains(?, observation_id)
+           QUALIFY row_number() OVER (PARTITION BY observation_id ORDER BY resolved_at DESC, resolution_id DESC) = 1
+               AND outcome <> ?""",
+        [observation_ids, REOPENED],
+    ).fetchall()
+
+
+def resolve(con, observation: str, outcome: str, note: str | None = None, resolved_by: str | None = None) -> tuple:
+    """Record a person's verdict on a flagged observation (or, with outcome `reopened`, put it
+    back on the list); an earlier verdict stays in `review_resolutions`. Returns the observation
+    (id, recording name, seq, set)."""
+    if outcome not in (*OUTCOMES, REOPENED):
+        raise DatasetError(f"--as {outcome}: use one of {', '.join(OUTCOMES)}")
+    found = resolve_observation(con, observation)
+    obs, name, seq, set_id = found
+    if not con.execute("SELECT 1 FROM current_review WHERE observation_id = ?", [obs]).fetchone():
+        raise DatasetError(f"{name} #{seq} ({obs}) is not on the review list: it has no flags")
+    current = _resolutions(con, [obs])
+    if outcome == REOPENED and not current:
+        raise DatasetError(f"{name} #{seq} ({obs}) is not resolved: nothing to reopen")
+    recording_id = con.execute("SELECT recording_id FROM observations WHERE observation_id = ?", [obs]).fetchone()[0]
+    with transaction(con):
+        con.execute("INSERT INTO review_resolutions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [new_id(), obs, recording_id, set_id, outcome, note, resolved_by, now()])  # fmt: skip
+    return found

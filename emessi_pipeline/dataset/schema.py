@@ -379,12 +379,34 @@ CREATE TABLE IF NOT EXISTS review_flags (
 CREATE TABLE IF NOT EXISTS review_sets (
     set_id VARCHAR PRIMARY KEY, recording_id VARCHAR, computed_at TIMESTAMPTZ,
     rules_version INTEGER, params JSON, flags INTEGER);
+-- A person's verdict on a flagged observation (review.resolve): the latest row per observation
+-- is in force; `reopened` puts it back on the list. Flags are per set, so are resolutions.
+CREATE TABLE IF NOT EXISTS review_resolutions (
+    resolution_id VARCHAR PRIMARY KEY, observation_id VARCHAR NOT NULL, recording_id VARCHAR,
+    set_id VARCHAR, outcome VARCHAR NOT NULL CHECK (outcome IN ('kept', 'corrected', 'reassigned', 'reopened')),
+    note VARCHAR, resolved_by VARCHAR, resolved_at TIMESTAMPTZ);
 CREATE OR REPLACE VIEW current_review AS
     SELECT u.recording_id, u.recording_name, u.group_id, u.session_no, u.set_id,
            u.observation_id, u.seq, u.speaker_label, u.speaker, u.role, u.start_s, u.end_s,
            u.duration_s, u.text, f.reason, f.priority, f.value, f.detail
     FROM review_flags f JOIN utterances u ON f.observation_id = u.observation_id
     ORDER BY group_id, session_no, recording_name, recording_id, seq, priority, reason;
+"""
+
+# Undo and history (batches.py, undo.py, participant_changes.py). Every import, clear and revert
+# of codings is one batch; its items say which codings and corrections it added and superseded,
+# so a batch can be reverted by appending rows. Participants renamed or moved keep a history.
+HISTORY = """
+CREATE TABLE IF NOT EXISTS coding_batches (
+    batch_no INTEGER PRIMARY KEY, kind VARCHAR NOT NULL, coder VARCHAR, source VARCHAR,
+    file_sha256 VARCHAR, made_by VARCHAR, made_at TIMESTAMPTZ, reverts INTEGER, counts JSON);
+CREATE TABLE IF NOT EXISTS coding_batch_items (
+    batch_no INTEGER NOT NULL, item_kind VARCHAR NOT NULL, item_id VARCHAR NOT NULL,
+    action VARCHAR NOT NULL CHECK (action IN ('added', 'superseded')));
+ALTER TABLE participants ADD COLUMN IF NOT EXISTS renamed_to VARCHAR;
+CREATE TABLE IF NOT EXISTS participant_history (
+    change_id VARCHAR PRIMARY KEY, participant_id VARCHAR NOT NULL, change VARCHAR NOT NULL,
+    old_value VARCHAR, new_value VARCHAR, assignments INTEGER, changed_by VARCHAR, changed_at TIMESTAMPTZ);
 """
 
 # Withdrawals and removals (withdrawal.py): times and hashes, never what was said.
@@ -401,7 +423,7 @@ CREATE TABLE IF NOT EXISTS privacy_log (
 
 DATASET = TABLES + BASE_VIEWS + TALK_VIEWS + OVERLAP_VIEWS + BALANCE_VIEWS + CODE_VIEWS
 # In this order: the coded-dataset views read the ingest tables, the review view reads utterances.
-SCHEMA = INGEST + DATASET + REVIEW + PRIVACY
+SCHEMA = INGEST + DATASET + REVIEW + PRIVACY + HISTORY
 
 # Every view above, for `emessi export` and the docs.
 VIEWS = (

@@ -52,23 +52,30 @@ def add_participant(con, participant_id: str, group_id: str | None, name: str | 
             [name, note, participant_id],
         )
         return False
-    con.execute("INSERT INTO participants VALUES (?, ?, ?, ?, ?)", [participant_id, group_id, name, note, now()])
+    con.execute("INSERT INTO participants (participant_id, group_id, name, note, created_at) VALUES (?, ?, ?, ?, ?)",
+                [participant_id, group_id, name, note, now()])  # fmt: skip
     return True
 
 
 def _participant_problems(con, participant_id: str, group_id: str | None) -> list[str]:
     if not PARTICIPANT_PATTERN.match(participant_id or ""):
         return [f"participant id {participant_id!r}: use a pseudonymous code of letters, digits, '-', '_' (e.g. G1-P03)"]
-    row = con.execute("SELECT group_id FROM participants WHERE participant_id = ?", [participant_id]).fetchone()
+    row = con.execute("SELECT group_id, renamed_to FROM participants WHERE participant_id = ?", [participant_id]).fetchone()
+    if row and row[1]:
+        return [f"participant {participant_id} was renamed to {row[1]} (`emessi participants rename` renames back)"]
     if row and group_id and row[0] and row[0] != group_id:
         return [f"participant {participant_id} belongs to group {row[0]}, not {group_id}"]
     return []
 
 
 def list_participants(con, group_id: str | None = None) -> list[tuple]:
+    """The participants in force: an id renamed to another is left out (its row stays)."""
+    # A reader never migrates: a database of schema 4 has no renamed_to yet.
+    renamed = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = 'participants' "
+                          "AND column_name = 'renamed_to'").fetchone()[0]  # fmt: skip
     return con.execute(
         "SELECT participant_id, group_id, name, note FROM participants "
-        "WHERE ? IS NULL OR group_id = ? ORDER BY group_id, participant_id",
+        f"WHERE (? IS NULL OR group_id = ?) {'AND renamed_to IS NULL' if renamed else ''} ORDER BY group_id, participant_id",
         [group_id, group_id],
     ).fetchall()
 
@@ -227,3 +234,22 @@ def cut_samples(con, recording: str, folder: Path, seconds: float = 8.0) -> dict
         )  # fmt: skip
         out[label] = target
     return out
+
+
+def unassign(con, recording: str, label: str, unassigned_by: str | None = None) -> Assignment | None:
+    """Take a label's assignment back: an assignment to nobody (role unknown) is appended, so the
+    earlier one stays readable and the label counts as unassigned everywhere. Returns the
+    assignment that was in force (None when there was none: nothing is written)."""
+    rec = resolve_recording(con, recording)
+    problems = _assignment_problems(con, rec, Assignment(recording, label, None, "unknown"))
+    if problems:
+        raise DatasetError("nothing unassigned", problems)
+    current = con.execute(
+        "SELECT participant_id, role FROM speaker_assignments WHERE set_id = ? AND speaker_label = ? AND superseded_at IS NULL",
+        [rec.set_id, label],
+    ).fetchone()
+    if current is None or current == (None, "unknown"):
+        return None
+    with transaction(con):
+        write_assignment(con, rec, label, None, "unknown", unassigned_by, None)
+    return Assignment(rec.name, label, current[0], current[1])

@@ -27,6 +27,7 @@ import duckdb
 
 from .common import DatasetError, new_id, now, resolve_recording
 from .connection import transaction
+from .participant_changes import participant_aliases
 
 WITHDRAWN = "withdrawn"
 
@@ -96,8 +97,12 @@ def forget_participant(con, participant_id: str, by: str | None, drop_turns: boo
         for recording_id in sorted({r[0] for r in labels}):
             _describe(con, removal, recording_id)
             _add(removal, scrub(con, recording_id))
-        con.execute("DELETE FROM speaker_assignments WHERE participant_id = ?", [participant_id])
-        con.execute("DELETE FROM participants WHERE participant_id = ?", [participant_id])
+        # The ids they had before a rename (participant_changes.py) name the same person.
+        aliases = sorted(participant_aliases(con, participant_id))
+        con.execute("DELETE FROM speaker_assignments WHERE list_contains(?, participant_id)", [aliases])
+        con.execute("DELETE FROM participants WHERE list_contains(?, participant_id)", [aliases])
+        con.execute("DELETE FROM participant_history WHERE list_contains(?, participant_id) "
+                    "OR list_contains(?, new_value)", [aliases, aliases])  # fmt: skip
         _audit(con, action, removal, by)
     return removal
 

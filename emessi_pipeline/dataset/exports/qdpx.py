@@ -33,9 +33,10 @@ from pathlib import Path
 
 from ...version import __version__
 from ..archives import check_archive
+from ..batches import set_counts, start_batch
 from ..codebook import load_active
 from ..coders import find_coder
-from ..coding import CodingChange, ImportSummary, apply_change, plan_change
+from ..coding import CodingChange, ImportSummary, apply_change, plan_change, summary_counts
 from ..connection import transaction
 from ..common import DatasetError, Recording, all_recordings, clock, resolve_recording
 from .lines import lines
@@ -342,12 +343,16 @@ def import_qdpx(con, path: Path, default_coder: str | None = None) -> ImportSumm
     changes = {coder: plan_change(con, coder, cells, []) for coder, cells in wanted.items()}
     total = CodingChange()
     carried = review = 0
+    rows = sum(len(cells) for cells in wanted.values())
     with transaction(con):
+        batch = start_batch(con, "import", ",".join(sorted(changes)) or default_coder, f"qdpx:{path.name}", path)
         for coder, change in changes.items():
-            c, r = apply_change(con, change, f"qdpx:{path.name}", coder)
+            c, r = apply_change(con, change, f"qdpx:{path.name}", coder, batch)
             carried, review = carried + c, review + r
             total.add += change.add
             total.supersede += change.supersede
             total.unchanged += change.unchanged
-    rows = sum(len(cells) for cells in wanted.values())
-    return ImportSummary(rows, len(total.add), len(total.supersede), total.unchanged, 0, carried, review)
+        summary = ImportSummary(rows, len(total.add), len(total.supersede), total.unchanged, 0, carried, review,
+                                batch=batch)  # fmt: skip
+        set_counts(con, batch, summary_counts(summary))
+    return summary
