@@ -50,7 +50,7 @@ def test_a_retired_code_and_a_replaced_observation_are_refused(db, tmp_path):  #
     smaller = tmp_path / "codebook.yaml"
     smaller.write_text(CODEBOOK.read_text().replace("      - id: technical\n", "      - id: technical_x\n"))
     emessi("codebook", "import", CODEBOOK, "--db", db)
-    emessi("codebook", "import", smaller, "--db", db)  # technical is retired
+    emessi("codebook", "import", smaller, "--db", db, "--yes")  # technical is retired
     con = duckdb.connect(str(db))
     try:
         obs, _ = first_observations(con)

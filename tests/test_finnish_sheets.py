@@ -94,7 +94,7 @@ def test_sheet_for_finnish_excel_and_back_in_every_encoding_and_delimiter(finnis
         path = _save(rows, tmp_path / f"{coder}-saved.csv", encoding, delimiter)
         if encoding == "cp1252":
             assert "työaika".encode("cp1252") in path.read_bytes()  # really not UTF-8
-        emessi("coding", "import", path, "--coder", coder, "--db", db)
+        emessi("coding", "import", path, "--coder", coder, "--new-coder", "--db", db)
     for coder in saves:
         got = read(db, "SELECT count(*) FILTER (code = 'työaika'), count(*) FILTER (dimension = 'tehtävä') "
                        "FROM current_codings WHERE coder = ?", [coder])[0]  # fmt: skip
@@ -104,7 +104,7 @@ def test_sheet_for_finnish_excel_and_back_in_every_encoding_and_delimiter(finnis
     # 'työaika' typed on a Mac may come decomposed (o + combining diaeresis): the same code.
     rows[1]["aihe"] = unicodedata.normalize("NFD", "työaika")
     assert rows[1]["aihe"] != "työaika"
-    emessi("coding", "import", _save(rows[:2], tmp_path / "mac.csv", "utf-8", ","), "--coder", "dora", "--db", db)
+    emessi("coding", "import", _save(rows[:2], tmp_path / "mac.csv", "utf-8", ","), "--coder", "dora", "--new-coder", "--db", db)
     assert read(db, "SELECT code FROM current_codings WHERE coder = 'dora' AND dimension = 'aihe' AND observation_id = ?",
                 [rows[1]["observation_id"]]) == [("työaika",)]  # fmt: skip
 
@@ -113,7 +113,7 @@ def test_bad_bytes_and_bad_codes_are_one_line_errors_naming_the_file(finnish, tm
     db = finnish
     broken = tmp_path / "rikki.csv"
     broken.write_bytes(b"observation_id;aihe\r\nx;ty\x81\x8daika\r\n")  # neither UTF-8 nor Windows-1252
-    result = emessi("coding", "import", broken, "--coder", "anna", "--db", db, code=Exit.USAGE)
+    result = emessi("coding", "import", broken, "--coder", "anna", "--new-coder", "--db", db, code=Exit.USAGE)
     assert str(broken) in result.output and "Windows-1252" in result.output and "Traceback" not in result.output
     book = tmp_path / "kirja.yaml"
     book.write_text(CODEBOOK.replace("työaika", "Työaika"), encoding="utf-8")
@@ -190,7 +190,7 @@ def _code(db, tmp_path) -> list[str]:
     for coder, step in (("anna", 1), ("Äiti Ö", 2)):
         rows = [{"observation_id": o, "aihe": "työaika;hyvinvointi" if i % 3 == 0 else "muu",
                  "tehtävä": "kysymys" if i % 2 else "kokemus"} for i, o in enumerate(ids) if i % step == 0]  # fmt: skip
-        emessi("coding", "import", _save(rows, tmp_path / "c.csv", "utf-8", ","), "--coder", coder, "--db", db)
+        emessi("coding", "import", _save(rows, tmp_path / "c.csv", "utf-8", ","), "--coder", coder, "--new-coder", "--db", db)
     return ids
 
 

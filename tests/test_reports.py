@@ -35,7 +35,7 @@ def _code(db: Path, tmp_path: Path, coder: str, function, topic) -> list[dict]:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    emessi("coding", "import", sheet, "--coder", coder, "--db", db)
+    emessi("coding", "import", sheet, "--coder", coder, "--new-coder", "--db", db)
     return rows
 
 

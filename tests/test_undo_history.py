@@ -64,14 +64,14 @@ def two_imports(db, tmp_path):
     rows = _sheet(db, tmp_path / "anna.csv")[:3]
     for row, function in zip(rows, ("question", "experience", "support")):
         row["function"], row["topic"] = function, "wellbeing"
-    first = json.loads(emessi("coding", "import", _write(rows, tmp_path / "one.csv"), "--coder", "anna",
+    first = json.loads(emessi("coding", "import", _write(rows, tmp_path / "one.csv"), "--coder", "anna", "--new-coder",
                               "--db", db, "--json").stdout)  # fmt: skip
     after_first = _current(db)
     rows = _sheet(db, tmp_path / "again.csv")[:3]
     rows[0]["function"] = "steering"
     rows[1]["topic"] = "-"
     rows[2]["corrected_text"] = "Korjattu teksti."
-    second = json.loads(emessi("coding", "import", _write(rows, tmp_path / "two.csv"), "--coder", "anna",
+    second = json.loads(emessi("coding", "import", _write(rows, tmp_path / "two.csv"), "--coder", "anna", "--new-coder",
                                "--db", db, "--json").stdout)  # fmt: skip
     return db, [r["observation_id"] for r in rows], first, second, after_first
 
@@ -99,7 +99,7 @@ def test_a_dash_with_a_code_is_refused_and_nothing_is_written(two_imports, tmp_p
     rows = _sheet(db, tmp_path / "bad.csv")[:1]
     rows[0]["topic"] = "wellbeing;-"
     before = snapshot(db)
-    result = emessi("coding", "import", _write(rows, tmp_path / "bad.csv"), "--coder", "anna", "--db", db, code=2)
+    result = emessi("coding", "import", _write(rows, tmp_path / "bad.csv"), "--coder", "anna", "--new-coder", "--db", db, code=2)
     assert "'-' clears the dimension and stands alone" in result.output and snapshot(db) == before
 
 
