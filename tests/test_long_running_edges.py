@@ -190,7 +190,7 @@ def test_one_file_name_in_two_folders_gives_separate_exports_and_samples(dataset
 
     written = emessi("export", "transcript", "--format", "all", "--out", tmp_path / "t", "--db", db).stdout.split()
     names = sorted(Path(w).name for w in written)
-    assert names == sorted(f"{n}.{f}" for n in ("S1", later) for f in ("md", "srt", "vtt", "eaf"))
+    assert names == sorted(f"{n}.{f}" for n in ("S1", later) for f in ("md", "srt", "vtt", "eaf", "docx"))
     # The first loaded keeps the plain name, so exports written before the second came stay right.
     assert first in (tmp_path / "t" / "S1.md").read_text() and second in (tmp_path / "t" / f"{later}.md").read_text()
 

@@ -35,7 +35,7 @@ pytestmark = pytest.mark.slow
 
 def _sheet(db: Path, path: Path) -> list[dict]:
     emessi("coding", "export", "--coder", "anna", "--recording", DEMO, "--out", path, "--db", db)
-    with open(path, newline="", encoding="utf-8") as handle:
+    with open(path, newline="", encoding="utf-8-sig") as handle:
         return list(csv.DictReader(handle))
 
 
