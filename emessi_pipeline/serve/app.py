@@ -106,11 +106,13 @@ class Store:
             except duckdb.Error:
                 self._close()  # a connection DuckDB failed on is not kept for the next write
                 raise
-            self.last_write = time.monotonic()
-            if self.idle <= 0:
-                self._close()
-            elif self.timer is None:
-                self._arm(self.idle)
+            finally:
+                # Refused writes too: the window starts again, and the writer always expires.
+                self.last_write = time.monotonic()
+                if self.idle <= 0:
+                    self._close()
+                elif self.writer is not None and self.timer is None:
+                    self._arm(self.idle)
 
     def _arm(self, delay: float) -> None:
         self.timer = threading.Timer(delay, self._expire)
