@@ -46,7 +46,7 @@ def main() -> None:
     with open_writer(db) as con:
         import_codebook(con, CODEBOOK)
         rid, obs = con.execute("SELECT recording_id, list(observation_id ORDER BY seq) FROM current_observations GROUP BY 1").fetchone()
-    settings = Settings(db=db, coder="bench")
+    settings = Settings(db=db, coder="bench", new_coder=True)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -109,3 +109,45 @@ def test_the_overview_counts_coding_and_review(con):
     assert demo["review"] == con.execute("SELECT count(DISTINCT observation_id) FROM current_review "
                                          "WHERE recording_name = ?", [DEMO]).fetchone()[0]  # fmt: skip
     assert [d["observation_id"] for d in workbench.disagreements(con, "anna", "ben")] == [obs]
+
+
+def test_an_observation_moved_to_another_speaker_counts_for_it_and_keeps_history(con):
+    from emessi_pipeline.dataset.speakers import move_observation
+
+    obs, _ = first_observations(con)
+    (label,) = con.execute("SELECT speaker_label FROM utterances WHERE observation_id = ?", [obs]).fetchone()
+    other = con.execute("SELECT min(speaker_label) FROM talk_per_speaker WHERE recording_name = ? AND speaker_label <> ?",
+                        [DEMO, label]).fetchone()[0]  # fmt: skip
+    talk = lambda lab: con.execute("SELECT observations FROM talk_per_speaker WHERE recording_name = ? "  # noqa: E731
+                                   "AND speaker_label = ?", [DEMO, lab]).fetchone()[0]  # fmt: skip
+    before = (talk(label), talk(other))
+    moved = move_observation(con, obs, other, "anna", "the leader's voice")
+    assert (moved.previous, moved.label, moved.changed) == (label, other, True)
+    assert con.execute("SELECT speaker_label FROM utterances WHERE observation_id = ?", [obs]).fetchone() == (other,)
+    assert (talk(label), talk(other)) == (before[0] - 1, before[1] + 1)
+    assert move_observation(con, obs, other).changed is False
+    with pytest.raises(DatasetError, match="has no speaker 'SPEAKER_99'"):
+        move_observation(con, obs, "SPEAKER_99")
+    # Back to the diarised label: the move is superseded (kept), the observation reads as diarised.
+    move_observation(con, obs, label, "anna")
+    assert con.execute("SELECT speaker_label FROM utterances WHERE observation_id = ?", [obs]).fetchone() == (label,)
+    assert con.execute("SELECT speaker_label, moved_by, note, superseded_at IS NOT NULL FROM speaker_corrections").fetchall() == \
+        [(other, "anna", "the leader's voice", True)]  # fmt: skip
+
+
+def test_speakers_move_on_the_command_line_and_a_version_5_database_upgrades(db):  # noqa: F811
+    (obs, label), = read(db, "SELECT observation_id, speaker_label FROM utterances WHERE recording_name = ? AND seq = 2", [DEMO])
+    to = "SPEAKER_00" if label != "SPEAKER_00" else "SPEAKER_01"
+    result = emessi("speakers", "move", obs, "--to", to, "--by", "anna", "--db", db)
+    assert f"#2: {label} → {to}" in result.output
+    assert read(db, "SELECT speaker_label FROM utterances WHERE observation_id = ?", [obs]) == [(to,)]
+    bad = emessi("speakers", "move", obs, "--to", "SPEAKER_99", "--db", db, code=2)
+    assert "has no speaker 'SPEAKER_99'" in bad.output and "Traceback" not in bad.output
+    # A database schema 5 made: no speaker_corrections table; `emessi upgrade` adds it.
+    con = duckdb.connect(str(db))
+    con.execute("DROP TABLE speaker_corrections")
+    con.execute("UPDATE schema_info SET value = '5' WHERE key = 'schema_version'")
+    con.close()
+    assert "brought up to date (schema 6)" in emessi("upgrade", "--db", db).output
+    assert read(db, "SELECT count(*) FROM speaker_corrections") == [(0,)]
+    assert read(db, "SELECT speaker_label FROM utterances WHERE observation_id = ?", [obs]) == [(label,)]

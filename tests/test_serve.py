@@ -44,7 +44,7 @@ def served(dataset_base, tmp_path_factory):  # noqa: F811
     env = dict(os.environ, PYTHONUNBUFFERED="1", EMESSI_DB_WAIT="0.5", PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
         [sys.executable, "-m", "emessi_pipeline", "serve", "--db", str(db), "--port", str(port), "--no-browser",
-         "--coder", "anna"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)  # fmt: skip
+         "--coder", "anna", "--new-coder"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)  # fmt: skip
     try:
         printed = ""
         for line in proc.stdout:
@@ -251,7 +251,7 @@ def test_a_coding_made_while_another_program_writes_lands_when_it_is_free(served
     page.keyboard.press("j")  # the first row
     page.keyboard.press("j")
     page.keyboard.press("d")  # function
-    holder = duckdb.connect(str(db))  # as an ingest's load transaction holds the file
+    holder = connect_when_free(db)  # as an ingest's load transaction holds the file
     try:
         page.keyboard.press("4")  # function: support, on row 2
         page.wait_for_function("document.getElementById('status').textContent.includes('Database busy')")
@@ -264,8 +264,19 @@ def test_a_coding_made_while_another_program_writes_lands_when_it_is_free(served
     assert page.evaluate("localStorage.getItem('emessi-pending')") == "[]"
 
 
+def connect_when_free(db: Path) -> duckdb.DuckDBPyConnection:
+    """A writer of this test process, once the workbench has let go of the file (it keeps its
+    writer open up to a second after a write)."""
+    for _ in range(50):
+        try:
+            return duckdb.connect(str(db))
+        except duckdb.IOException:
+            time.sleep(0.1)
+    return duckdb.connect(str(db))
+
+
 def set_path(db: Path, rid: str, path: str) -> str:
-    con = duckdb.connect(str(db))
+    con = connect_when_free(db)
     try:
         (before,) = con.execute("SELECT path FROM recordings WHERE recording_id = ?", [rid]).fetchone()
         con.execute("UPDATE recordings SET path = ? WHERE recording_id = ?", [path, rid])
@@ -286,6 +297,75 @@ def test_missing_media_leaves_the_page_usable_and_says_where(served, page, tmp_p
         assert _request(base, f"/media/{rid}", token)[0] == 404
     finally:
         set_path(db, rid, before)
+
+
+def test_a_request_naming_another_host_is_refused(served):
+    _, base, token, _ = served
+    port = base.rsplit(":", 1)[1]
+    status, _, body = _request(base, "/", token, {"Host": f"rebound.example:{port}"})
+    assert status == 403 and b"rebound.example" in body
+    assert _request(base, "/", token, {"Host": f"localhost:{port}"})[0] == 200
+
+
+def test_workbench_codings_are_batches_in_the_coding_history(served):
+    db, base, token, rid = served
+    (obs,) = query(db, f"SELECT observation_id FROM utterances WHERE recording_id = '{rid}' AND seq = 3")
+    history = emessi("coding", "history", obs["observation_id"], "--db", db, "--json").stdout
+    events = json.loads(history)
+    assert any("question" in json.dumps(e) and "workbench" in json.dumps(e) for e in events["events"]), history
+    # The coder is the registered one; an unknown name is refused before the server starts.
+    assert query(db, "SELECT coder, source FROM coders WHERE coder = 'anna'") == [{"coder": "anna", "source": "workbench"}]
+    refused = emessi("serve", "--db", db, "--coder", "nobody", "--no-browser", code=2).output
+    assert "no coder 'nobody'" in refused and "--new-coder" in refused and len(refused.strip().splitlines()) <= 3
+
+
+def test_review_items_are_resolved_in_the_browser(served, page):
+    db, base, token, rid = served
+    page.goto(f"{base}/review?recording={rid}")
+    first = page.locator("table.review tbody tr[data-id]").first
+    oid = first.get_attribute("data-id")
+    with page.expect_navigation():
+        first.locator("button[data-outcome='kept']").click()
+    page.reload()
+    assert page.locator(f"tr[data-id='{oid}']").count() == 0
+    page.goto(f"{base}/review?all=1&recording={rid}")
+    assert "kept by anna" in page.locator(f"tr[data-id='{oid}'] .resolve").text_content()
+    listed = json.loads(emessi("review", "--all", "--json", "--db", db).stdout)
+    items = listed["items"] if isinstance(listed, dict) else listed
+    (item,) = [i for i in items if i["observation_id"] == oid]
+    assert item["resolution"]["outcome"] == "kept" and item["resolution"]["resolved_by"] == "anna"
+
+
+def test_an_observation_is_moved_and_an_assignment_undone_in_the_browser(served, page):
+    db, base, token, rid = served
+    page.goto(f"{base}/r/{rid}")
+    page.wait_for_selector(".row")
+    (row,) = query(db, f"SELECT observation_id, speaker_label FROM utterances WHERE recording_id = '{rid}' AND seq = 5")
+    to = "SPEAKER_02" if row["speaker_label"] != "SPEAKER_02" else "SPEAKER_03"
+    page.locator(".row").nth(4).click()
+    page.keyboard.press(" ")
+    page.select_option("#move select[name=label]", to)
+    with page.expect_navigation():
+        page.click("#move button")
+    assert query(db, f"SELECT speaker_label FROM utterances WHERE observation_id = '{row['observation_id']}'") == \
+        [{"speaker_label": to}]  # fmt: skip
+    assert query(db, "SELECT speaker_label, moved_by FROM speaker_corrections WHERE superseded_at IS NULL") == \
+        [{"speaker_label": to, "moved_by": "anna"}]  # fmt: skip
+
+    # An assignment, then u: the label is unassigned again; both rows stay in the history.
+    page.goto(f"{base}/r/{rid}/speakers")
+    line = page.locator("tr[data-label='SPEAKER_02']")
+    line.locator("input[name=participant]").fill("G1-P02")
+    with page.expect_navigation():
+        line.locator("form.assign button").click()
+    assert "G1-P02" in page.locator("tr[data-label='SPEAKER_02'] .who").text_content()
+    with page.expect_navigation():
+        page.keyboard.press("u")
+    assert "unassigned" in page.locator("tr[data-label='SPEAKER_02'] .who").text_content()
+    assert query(db, f"SELECT participant_id, superseded_at IS NULL AS now FROM speaker_assignments "
+                     f"WHERE recording_id = '{rid}' AND speaker_label = 'SPEAKER_02' ORDER BY assigned_at") == \
+        [{"participant_id": "G1-P02", "now": False}, {"participant_id": None, "now": True}]  # fmt: skip
+    assert page.errors == []
 
 
 def test_serve_says_what_is_wrong_in_one_line(tmp_path):

@@ -24,6 +24,7 @@ def register(app: typer.Typer) -> None:
     coding_app.command("imports")(coding_imports)
     coding_app.command("revert")(coding_revert)
     speakers_app.command("unassign")(speakers_unassign)
+    speakers_app.command("move")(speakers_move)
     participants_app.command("rename")(participants_rename)
     participants_app.command("move")(participants_move)
     participants_app.command("history")(participants_history)
@@ -152,6 +153,29 @@ def speakers_unassign(recording: RecordingArg,
         out.print(f"{label} was not assigned (nothing changed)", highlight=False)
     else:
         out.print(f"{label}: {was.participant_id or '-'} ({was.role}) → unassigned", highlight=False)
+
+
+def speakers_move(observation: Annotated[str, typer.Argument(help="Observation id (or a unique start of it).")],
+                  to: Annotated[str, typer.Option("--to", help="The speaker label it belongs to, e.g. SPEAKER_01.")],
+                  note: Annotated[Optional[str], typer.Option("--note", help="Why (kept with the move).")] = None,
+                  by: By = None, db: Db = DEFAULT_DB) -> None:  # fmt: skip
+    """Move one observation to another speaker label of its recording (the diarisation gave it to
+    the wrong one). Every view counts it for the new label; the move is kept in history
+    (`speaker_corrections`) and carried over when the recording is processed again. Moving it
+    back to the label the diarisation gave undoes it.
+
+    Example:
+
+      emessi speakers move 3f9a1c2e --to SPEAKER_01 --by anna
+    """
+    from ..dataset.speakers import move_observation
+
+    with dataset(db, write=True) as con:
+        moved = move_observation(con, observation, to, by, note)
+    if not moved.changed:
+        out.print(f"{moved.recording} #{moved.seq} is already {moved.label} (nothing changed)", highlight=False)
+    else:
+        out.print(f"{moved.recording} #{moved.seq}: {moved.previous} → {moved.label}", highlight=False)
 
 
 def participants_rename(

@@ -12,6 +12,9 @@ Matching is by time, because labels and observation ids mean nothing across sets
   least half covered by it (mutual majority); several or none is ambiguous;
 - a text correction also needs the new observation to have the same ASR text (otherwise the
   corrected wording may no longer fit it);
+- a speaker correction (an observation moved to another label) needs both: the observation
+  matches, and the label it was moved to matches a new label; it is then carried only when the
+  new observation is not already diarised to that label (the re-processing fixed it);
 - a speaker label matches the new label it shares the most exclusive-diarisation time with, when
   that is at least half of its talk time and it is also that new label's best old label.
 """
@@ -53,6 +56,7 @@ def carry_over(con, recording_id: str, old_set_id: str | None, new_set_id: str) 
         "WHERE o.set_id = ? AND c.superseded_at IS NULL", [old_set_id]).fetchall()]  # fmt: skip
     _carry_codings(con, recording_id, old_set_id, new_set_id, codings)
     _carry_corrections(con, recording_id, old_set_id, new_set_id, corrections)
+    _carry_moves(con, recording_id, old_set_id, new_set_id)
 
 
 def on_load(con, item: LoadedRecording, previous_set_id: str | None, run_id: str) -> None:
@@ -278,4 +282,59 @@ def _carry_assignments(con, recording_id, old_set, new_set) -> list[str]:
         else:
             write_assignment(con, recording_id, match.target, participant, role, by, assignment_id, set_id=new_set)
             outcomes.append(_log(con, recording_id, old_set, new_set, "assignment", assignment_id, label, "carried", match))
+    return outcomes
+
+
+def _label_map(con, old_set: str, new_set: str) -> dict[str, Match]:
+    """Each old label's new label: the mutual best by shared exclusive-diarisation time, as
+    assignments are carried."""
+    shared = _label_overlaps(con, old_set, new_set)
+    talk = defaultdict(float)
+    best_old: dict[str, tuple[float, str]] = {}
+    for (old, new), seconds in shared.items():
+        talk[old] += seconds
+        if seconds > best_old.get(new, (0.0, ""))[0]:
+            best_old[new] = (seconds, old)
+    result = {}
+    for old in {o for o, _ in shared}:
+        options = sorted(((s, new) for (o, new), s in shared.items() if o == old), reverse=True)
+        candidates = [{"speaker_label": new, "shared_s": round(s, 3)} for s, new in options]
+        if options[0][0] < MAJORITY * talk[old] or best_old.get(options[0][1], (0.0, None))[1] != old:
+            result[old] = Match(None, candidates, "no new label shares most of this label's time (and it theirs)")
+        else:
+            result[old] = Match(options[0][1], candidates, "exclusive diarisation overlap: mutual best")
+    return result
+
+
+def _carry_moves(con, recording_id, old_set, new_set) -> list[str]:
+    rows = con.execute(
+        "SELECT c.correction_id, c.observation_id, c.speaker_label, c.moved_by, c.moved_at, c.note "
+        "FROM speaker_corrections c JOIN observations o USING (observation_id) "
+        "WHERE o.set_id = ? AND c.superseded_at IS NULL ORDER BY c.moved_at", [old_set]).fetchall()  # fmt: skip
+    if not rows:
+        return []
+    matches = match_observations(con, old_set, new_set, sorted({r[1] for r in rows}))
+    labels = _label_map(con, old_set, new_set)
+    outcomes = []
+    for correction_id, obs, label, by, at, note in rows:
+        match = matches[obs]
+        to = labels.get(label, Match(None, [], f"{label} shares no time with any label of the new set"))
+        if match.target is not None and to.target is None:
+            match = Match(None, to.candidates, f"moved to {label}, which has no unambiguous label in the new set: {to.reason}")
+        if match.target is None:
+            outcomes.append(_log(con, recording_id, old_set, new_set, "speaker_move", correction_id, obs, "review", match))
+            continue
+        (diarised,) = con.execute("SELECT speaker_label FROM observations WHERE observation_id = ?", [match.target]).fetchone()
+        current = con.execute("SELECT speaker_label FROM speaker_corrections WHERE observation_id = ? "
+                              "AND superseded_at IS NULL", [match.target]).fetchone()  # fmt: skip
+        if (current[0] if current else diarised) == to.target:
+            outcomes.append(_log(con, recording_id, old_set, new_set, "speaker_move", correction_id, obs, "already_present", match))
+            continue
+        if current:
+            conflict = Match(None, match.candidates, f"{match.target} was already moved to {current[0]}")
+            outcomes.append(_log(con, recording_id, old_set, new_set, "speaker_move", correction_id, obs, "review", conflict))
+            continue
+        con.execute("INSERT INTO speaker_corrections VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+                    [new_id(), match.target, to.target, by, at, note, correction_id])  # fmt: skip
+        outcomes.append(_log(con, recording_id, old_set, new_set, "speaker_move", correction_id, obs, "carried", match))
     return outcomes

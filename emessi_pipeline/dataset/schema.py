@@ -61,10 +61,19 @@ ALTER TABLE words ADD COLUMN IF NOT EXISTS asr_segment INTEGER;
 ALTER TABLE recordings ADD COLUMN IF NOT EXISTS replaced_by VARCHAR;
 ALTER TABLE recordings ADD COLUMN IF NOT EXISTS replaced_at TIMESTAMPTZ;
 -- A recording replaced by a changed file at its path keeps its sets but is no longer current.
+-- A person moved an observation to another speaker label of its set (diarisation gave it to the
+-- wrong one): append-only like text corrections; the row in force has no superseded_at, and a
+-- move back to the diarised label supersedes it without a new row.
+CREATE TABLE IF NOT EXISTS speaker_corrections (
+    correction_id VARCHAR PRIMARY KEY, observation_id VARCHAR NOT NULL, speaker_label VARCHAR NOT NULL,
+    moved_by VARCHAR, moved_at TIMESTAMPTZ, note VARCHAR, carried_from VARCHAR, superseded_at TIMESTAMPTZ);
+-- Every view over observations starts here, so a moved observation counts for its new label.
 CREATE OR REPLACE VIEW current_observations AS
-    SELECT o.*, r.name AS recording_name, r.group_id, r.session_no
+    SELECT o.* REPLACE (coalesce(m.speaker_label, o.speaker_label) AS speaker_label),
+           r.name AS recording_name, r.group_id, r.session_no
     FROM observations o JOIN recordings r
       ON o.recording_id = r.recording_id AND o.set_id = r.current_set_id AND r.replaced_by IS NULL
+    LEFT JOIN speaker_corrections m ON m.observation_id = o.observation_id AND m.superseded_at IS NULL
     ORDER BY recording_id, seq;
 CREATE OR REPLACE VIEW current_words AS
     SELECT w.* FROM words w JOIN recordings r

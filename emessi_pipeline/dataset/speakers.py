@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .connection import transaction
-from .common import DatasetError, Recording, new_id, now, output_folder, resolve_recording
+from .common import DatasetError, Recording, new_id, now, output_folder, resolve_observation, resolve_recording
 from .schema import ROLES
 from .sheets import read_csv_dicts
 
@@ -253,3 +253,40 @@ def unassign(con, recording: str, label: str, unassigned_by: str | None = None) 
     with transaction(con):
         write_assignment(con, rec, label, None, "unknown", unassigned_by, None)
     return Assignment(rec.name, label, current[0], current[1])
+
+
+@dataclass(frozen=True)
+class Move:
+    observation_id: str
+    recording: str
+    seq: int
+    previous: str  # the label in force before
+    label: str  # the label in force now
+    changed: bool
+
+
+def move_observation(con, observation: str, to_label: str, moved_by: str | None = None, note: str | None = None) -> Move:
+    """Give one observation of a current set to another speaker label of that set (the diarisation
+    put it on the wrong one). The earlier move stays in `speaker_corrections`, superseded; moving
+    it back to its diarised label supersedes the move (the observation reads as diarised)."""
+    obs, name, seq, set_id = resolve_observation(con, observation)
+    row = con.execute(
+        "SELECT o.speaker_label, c.speaker_label FROM observations o "
+        "LEFT JOIN current_observations c USING (observation_id) WHERE o.observation_id = ?", [obs]).fetchone()  # fmt: skip
+    diarised, current = row
+    if current is None:
+        raise DatasetError(f"{name} #{seq} ({obs}) is not in its recording's current set (it was re-processed): "
+                           "move the observation that replaced it")  # fmt: skip
+    labels = sorted(r for r, in con.execute("SELECT speaker_label FROM speakers WHERE set_id = ?", [set_id]).fetchall())
+    to_label = (to_label or "").strip()
+    if to_label not in labels:
+        raise DatasetError(f"{name} has no speaker {to_label!r} (it has {', '.join(labels)})")
+    if to_label == current:
+        return Move(obs, name, seq, current, current, False)
+    with transaction(con):
+        con.execute("UPDATE speaker_corrections SET superseded_at = ? WHERE observation_id = ? AND superseded_at IS NULL",
+                    [now(), obs])  # fmt: skip
+        if to_label != diarised:
+            con.execute("INSERT INTO speaker_corrections VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
+                        [new_id(), obs, to_label, moved_by, now(), note])  # fmt: skip
+    return Move(obs, name, seq, current, to_label, True)

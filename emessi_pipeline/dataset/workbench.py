@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from .batches import record_items, start_batch
 from .codebook import MULTI_SEPARATOR, load_active
 from .coding import CodingChange, apply_change, parse_cell, plan_change
 from .common import DatasetError, all_recordings, now, resolve_recording
@@ -121,8 +122,14 @@ def correct_text(con, corrector: str, observation_id: str, text: str) -> Correct
         return CorrectionResult(observation_id, previous, text, False)
     with transaction(con):
         if text == asr_text:
-            con.execute("UPDATE text_corrections SET superseded_at = ? WHERE observation_id = ? "
-                        "AND superseded_at IS NULL", [now(), observation_id])  # fmt: skip
+            # A batch of its own too, so history shows the withdrawal and a revert restores it.
+            withdrawn = [r[0] for r in con.execute(
+                "SELECT correction_id FROM text_corrections WHERE observation_id = ? AND superseded_at IS NULL",
+                [observation_id]).fetchall()]  # fmt: skip
+            batch = start_batch(con, "import", corrector, SOURCE)
+            con.execute("UPDATE text_corrections SET superseded_at = ? WHERE list_contains(?, correction_id)",
+                        [now(), withdrawn])  # fmt: skip
+            record_items(con, batch, "correction", "superseded", withdrawn)
         else:
             apply_change(con, CodingChange(corrections=[(observation_id, text)]), SOURCE, corrector)
     return CorrectionResult(observation_id, previous, text, True)

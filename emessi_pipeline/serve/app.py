@@ -1,10 +1,12 @@
 """The workbench's web app (Starlette): pages rendered on the server with Jinja2, a little plain
 JavaScript (static/app.js) for playback, keys and saving, and JSON endpoints for the writes.
 
-Every read opens the locked-down reader (`open_reader`, as `emessi query` does) and every write a
-short-lived writer for one transaction, both closed at once: the database stays free for a nightly
-`emessi ingest` and the CLI between requests. DuckDB lets one process hold one kind of connection
-to a file at a time, so the app opens one connection at a time (a lock).
+Every read opens the locked-down reader (`open_reader`, as `emessi query` does) and closes it at
+once. A write opens a writer and keeps it for a short idle window (WRITER_IDLE_S) so a burst of
+keypresses does not pay for opening the file each time (most of a round trip); after the window
+the writer is closed, so the database is free for a nightly `emessi ingest` and the CLI between
+bursts. DuckDB lets one process hold one kind of connection to a file at a time, so the app uses
+one connection at a time (a lock), and a read during the window reads through the held writer.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import mimetypes
 import os
 import secrets
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -29,10 +32,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from ..dataset import workbench
+from ..dataset.coders import add_coder, find_coder, require_coder
 from ..dataset.common import DatasetError, clock
-from ..dataset.connection import WAIT_ENV, DatabaseBusyError, default_wait, open_reader, open_writer
+from ..dataset.connection import WAIT_ENV, DatabaseBusyError, connect, default_wait, open_reader
 from ..dataset.schema import ROLES
-from ..dataset.speakers import Assignment, assign, list_participants
+from ..dataset.speakers import Assignment, assign, list_participants, move_observation, unassign
 from . import plots
 
 HERE = Path(__file__).resolve().parent
@@ -42,6 +46,9 @@ CODER_COOKIE = "emessi_coder"
 # busy; the page then keeps the change and sends it again until it lands.
 WRITE_WAIT_S = 3.0
 READ_WAIT_S = 3.0
+# How long a writer stays open after a write: long enough for the next keypress of a coder at
+# work, short enough that another program waiting for the file (its wait is seconds) gets it.
+WRITER_IDLE_S = 1.0
 
 
 def _wait(default: float) -> float:
@@ -53,17 +60,26 @@ def _wait(default: float) -> float:
 class Settings:
     db: Path
     coder: str | None = None
+    # Coders not in the registry are refused unless the workbench was started with --new-coder.
+    new_coder: bool = False
+    # The address the server listens on: requests naming another host are refused (DNS rebinding).
+    host: str = "127.0.0.1"
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     write_wait: float = field(default_factory=lambda: _wait(WRITE_WAIT_S))
     read_wait: float = field(default_factory=lambda: _wait(READ_WAIT_S))
 
 
 class Store:
-    """One connection at a time, opened for one request's work and closed after it."""
+    """One connection at a time: a reader opened for one request and closed after it, or the
+    writer, kept open for WRITER_IDLE_S after its last write and then closed."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, idle: float = WRITER_IDLE_S):
         self.settings = settings
+        self.idle = idle
         self.lock = threading.Lock()
+        self.writer: duckdb.DuckDBPyConnection | None = None
+        self.last_write = 0.0
+        self.timer: threading.Timer | None = None
         # What `u` takes back, per coder: the inverse of each write, latest last. Kept in this
         # process only: every write itself is in the database's history.
         self.undo: dict[str, list[tuple]] = defaultdict(list)
@@ -71,6 +87,9 @@ class Store:
     @contextmanager
     def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
         with self.lock:
+            if self.writer is not None:  # a reader cannot open beside it in this process
+                yield self.writer
+                return
             con = open_reader(self.settings.db, wait=self.settings.read_wait)
             try:
                 yield con
@@ -79,8 +98,97 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self.lock, open_writer(self.settings.db, wait=self.settings.write_wait) as con:
-            yield con
+        with self.lock:
+            if self.writer is None:
+                self.writer = open_writer_connection(self.settings.db, self.settings.write_wait)
+            try:
+                yield self.writer
+            except duckdb.Error:
+                self._close()  # a connection DuckDB failed on is not kept for the next write
+                raise
+            finally:
+                # Refused writes too: the window starts again, and the writer always expires.
+                self.last_write = time.monotonic()
+                if self.idle <= 0:
+                    self._close()
+                elif self.writer is not None and self.timer is None:
+                    self._arm(self.idle)
+
+    def _arm(self, delay: float) -> None:
+        self.timer = threading.Timer(delay, self._expire)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _expire(self) -> None:
+        with self.lock:
+            self.timer = None
+            if self.writer is None:
+                return
+            left = self.last_write + self.idle - time.monotonic()
+            if left > 0:  # written again meanwhile: wait out the rest of its window
+                self._arm(left)
+            else:
+                self._close()
+
+    def _close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def close(self) -> None:
+        with self.lock:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+            self._close()
+
+
+def open_writer_connection(path: Path, wait: float) -> duckdb.DuckDBPyConnection:
+    """A writing connection the caller closes (``open_writer`` closes at the end of a block)."""
+    return connect(path, wait=wait)
+
+
+class HostGate:
+    """Refuse a request whose Host header names another host than the one the workbench listens
+    on: a web page from elsewhere could point its own name at 127.0.0.1 (DNS rebinding) and so
+    reach the workbench as a same-origin page. The token would stop it too; this refuses it
+    before anything else is read."""
+
+    LOCAL = {"127.0.0.1", "localhost", "::1"}
+
+    def __init__(self, app, host: str):
+        self.app = app
+        self.any_address = host in ("0.0.0.0", "::")
+        self.allowed = self.LOCAL | {host.strip("[]").lower()}
+
+    def accepts(self, header: str) -> bool:
+        name = header.strip().lower()
+        if name.startswith("["):
+            name = name[1:].split("]", 1)[0]
+        elif name.count(":") == 1:
+            name = name.split(":", 1)[0]
+        if name in self.allowed:
+            return True
+        # Listening on every interface: the machine's own addresses, by number (rebinding needs a name).
+        if self.any_address:
+            import ipaddress
+
+            try:
+                ipaddress.ip_address(name)
+                return True
+            except ValueError:
+                return False
+        return False
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+        if self.accepts(host):
+            return await self.app(scope, receive, send)
+        refused = PlainTextResponse(f"refused: the address names host {host!r}; open the workbench at the "
+                                    "address `emessi serve` printed\n", status_code=403)  # fmt: skip
+        return await refused(scope, receive, send)
 
 
 class TokenGate:
@@ -148,8 +256,17 @@ def create_app(settings: Settings) -> Starlette:
         groups = sorted({r["group_id"] for r in workbench.recordings_overview(con)} - {None})
         return page(request, "recordings.html", rows=rows, groups=groups, group=group)
 
+    def registered(con, name: str | None) -> str | None:
+        """The registry's spelling of *name* (a coder typed `Anna` sees anna's codings)."""
+        if not name:
+            return None
+        try:
+            return find_coder(con, name) or name
+        except (DatasetError, duckdb.CatalogException):  # ambiguous, or a database without a registry
+            return name
+
     def recording(request: Request, con) -> Response:
-        view = workbench.recording_view(con, request.path_params["rid"], coder_of(request))
+        view = workbench.recording_view(con, request.path_params["rid"], registered(con, coder_of(request)))
         media_ok = Path(view.path).is_file()
         return page(request, "recording.html", view=view, media_ok=media_ok, missing_path=view.path)
 
@@ -160,16 +277,18 @@ def create_app(settings: Settings) -> Starlette:
                     media_ok=Path(view.path).is_file())  # fmt: skip
 
     def review(request: Request, con) -> Response:
-        from ..dataset.review import review_list
+        from ..dataset.review import OUTCOMES, review_list
 
         rid = request.query_params.get("recording") or None
-        items = review_list(con, rid)
+        everything = request.query_params.get("all") == "1"
+        items = review_list(con, rid, resolved=everything)
         carried = con.execute(
             "SELECT c.recording_id, r.name, c.kind, c.item_id, c.old_target, c.reason, c.logged_at FROM carry_review c "
             "LEFT JOIN recordings r USING (recording_id) WHERE (? IS NULL OR c.recording_id = ?) ORDER BY c.logged_at",
             [rid, rid],
         ).fetchall()
-        return page(request, "review.html", items=items, carried=carried, recording=rid)
+        return page(request, "review.html", items=items, carried=carried, recording=rid, everything=everything,
+                    outcomes=OUTCOMES)  # fmt: skip
 
     def recording_plots(request: Request, con) -> Response:
         view = workbench.recording_view(con, request.path_params["rid"])
@@ -263,7 +382,12 @@ def create_app(settings: Settings) -> Starlette:
 
         def run():
             with store.write() as con:
-                return work(con, coder, body)
+                # The registry decides who this is: `Anna` is anna, a typo is refused (unless
+                # the workbench was started with --new-coder, which registers the new name).
+                name, new = require_coder(con, coder, settings.new_coder)
+                if new:
+                    add_coder(con, name, workbench.SOURCE)
+                return work(con, name, body)
 
         try:
             return JSONResponse(await run_in_threadpool(run))
@@ -300,20 +424,59 @@ def create_app(settings: Settings) -> Starlette:
             result = workbench.code_observation(con, coder, obs, dim, previous)
             stack.pop()
             return {"undone": "code"} | asdict(result)
+        if action[0] == "label":
+            # An assignment or merge: the label gets back what it had, as a new row (the
+            # assignment being undone stays in history); nothing before means unassigned.
+            _, kind, rid, label, participant, role = action
+            if participant is None and role == "unknown":
+                unassign(con, rid, label, coder)
+            else:
+                assign(con, [Assignment(rid, label, participant, role)], coder)
+            stack.pop()
+            return {"undone": kind, "recording_id": rid, "label": label, "participant": participant, "role": role}
+        if action[0] == "move":
+            _, obs, previous = action
+            moved = move_observation(con, obs, previous, coder, "undone in the workbench")
+            stack.pop()
+            return {"undone": "move"} | asdict(moved)
         _, obs, previous = action
         result = workbench.correct_text(con, coder, obs, previous)
         stack.pop()
         return {"undone": "text"} | asdict(result)
 
+    def label_before(con, rid: str, label: str) -> tuple:
+        row = con.execute("SELECT participant_id, role FROM current_speaker_assignments WHERE recording_id = ? "
+                          "AND speaker_label = ?", [rid, label]).fetchone()  # fmt: skip
+        return tuple(row) if row else (None, "unknown")
+
     def do_assign(con, coder, body):
+        rid, label = str(body["recording_id"]), str(body["label"])
         participant = (body.get("participant") or "").strip() or None
-        changed = assign(con, [Assignment(str(body["recording_id"]), str(body["label"]), participant,
-                                          str(body.get("role") or "unknown"))], coder)  # fmt: skip
+        before = label_before(con, rid, label)
+        changed = assign(con, [Assignment(rid, label, participant, str(body.get("role") or "unknown"))], coder)
+        if changed:
+            store.undo[coder].append(("label", "assign", rid, label, *before))
         return {"changed": changed}
 
     def do_merge(con, coder, body):
-        changed = workbench.merge_labels(con, str(body["recording_id"]), str(body["label"]), str(body["into"]), coder)
+        rid, label = str(body["recording_id"]), str(body["label"])
+        before = label_before(con, rid, label)
+        changed = workbench.merge_labels(con, rid, label, str(body["into"]), coder)
+        if changed:
+            store.undo[coder].append(("label", "merge", rid, label, *before))
         return {"changed": changed}
+
+    def do_move(con, coder, body):
+        moved = move_observation(con, str(body["observation_id"]), str(body["label"]), coder, body.get("note"))
+        if moved.changed:
+            store.undo[coder].append(("move", moved.observation_id, moved.previous))
+        return asdict(moved)
+
+    def do_resolve(con, coder, body):
+        from ..dataset.review import resolve
+
+        obs, name, seq, _ = resolve(con, str(body["observation_id"]), str(body["outcome"]), body.get("note"), coder)
+        return {"observation_id": obs, "recording": name, "seq": seq, "outcome": body["outcome"]}
 
     def api(work):
         async def endpoint(request: Request) -> Response:
@@ -335,9 +498,18 @@ def create_app(settings: Settings) -> Starlette:
         Route("/api/undo", api(do_undo), methods=["POST"]),
         Route("/api/assign", api(do_assign), methods=["POST"]),
         Route("/api/merge", api(do_merge), methods=["POST"]),
+        Route("/api/move", api(do_move), methods=["POST"]),
+        Route("/api/resolve", api(do_resolve), methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
-    app = Starlette(routes=routes)
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        store.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings
+    app.state.store = store
     app.add_middleware(TokenGate, token=settings.token)
+    app.add_middleware(HostGate, host=settings.host)  # added last: runs first
     return app

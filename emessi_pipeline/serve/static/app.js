@@ -185,9 +185,11 @@ function recordingPage() {
     if (!coder()) { say("no coder chosen: nothing to undo", "error"); return; }
     save("/api/undo", {}, r => {
       if (r.status !== 200) return;
+      if (["assign", "merge"].includes(r.data.undone)) { say("undone"); location.reload(); return; }
       const row = $("#o-" + r.data.observation_id);
       if (!row) return;
       if (r.data.undone === "code") showCodes(row, r.data.dimension, r.data.codes);
+      else if (r.data.undone !== "text") { location.reload(); return; }
       else $(".text", row).textContent = r.data.text;
       say("undone");
     });
@@ -207,6 +209,16 @@ function recordingPage() {
     if (media && !media.paused) playFrom(i);
     else { select(i); if (media) media.currentTime = starts[i] + 0.01; }
   }
+  // Diarisation gave this row to the wrong label: move it (kept in history, `u` takes it back).
+  const mover = $("#move");
+  if (mover) mover.addEventListener("submit", e => {
+    e.preventDefault();
+    if (current < 0) { say("choose a row first (click it, or j)", "error"); return; }
+    if (!coder() && !chooseCoder()) return;
+    save("/api/move", { observation_id: rows[current].dataset.id, label: mover.label.value }, r => {
+      if (r.status === 200) { say("moved"); location.reload(); }
+    });
+  });
   // A link from the review or agreement page (#o-ID) opens at that row, playing.
   const target = location.hash ? rows.findIndex(r => "#" + r.id === location.hash) : -1;
   if (target >= 0) playFrom(target);
@@ -237,3 +249,17 @@ if (speakers) {
     save("/api/merge", { recording_id: recording, label, into: f.into.value }, done);
   }));
 }
+
+// `u` on the speakers page takes back this coder's last change (an assignment or merge too).
+if (speakers) document.addEventListener("keydown", e => {
+  if (e.key !== "u" || e.target.matches("input, textarea, select") || e.ctrlKey || e.metaKey || e.altKey) return;
+  if (!coder()) { say("no coder chosen: nothing to undo", "error"); return; }
+  save("/api/undo", {}, r => { if (r.status === 200) { say("undone"); location.reload(); } });
+});
+
+// ---------------------------------------------------------------- the review page
+$$("td.resolve button").forEach(b => b.addEventListener("click", () => {
+  if (!coder() && !chooseCoder()) return;
+  const id = b.closest("tr").dataset.id;
+  save("/api/resolve", { observation_id: id, outcome: b.dataset.outcome }, r => { if (r.status === 200) location.reload(); });
+}));
