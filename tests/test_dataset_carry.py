@@ -155,3 +155,37 @@ def test_a_sheet_exported_before_the_reingest_still_lands_on_the_current_set(rep
     assert summary["added"] > 0 and summary["carried"] + summary["for_review"] == summary["added"]
     reasons = [r[0] for r in _read(db, "SELECT reason FROM carry_review WHERE kind = 'coding' AND reason LIKE '%already has function=%'")]
     assert len(reasons) > 0
+
+
+def test_carried_items_to_review_are_resolved_so_the_list_shrinks_and_their_verdicts_stay(reprocessed):
+    db, _, new_set, _, _ = reprocessed
+    listed = json.loads(emessi("coding", "review", "--recording", DEMO, "--db", db, "--json").stdout)
+    assert listed and all(i["resolution"] is None for i in listed)
+    first, second = listed[0]["item_id"], listed[-1]["item_id"]
+
+    said = emessi("coding", "review", "--resolve", first[:12], "--as", "placed", "--note", "coded by hand",
+                  "--by", "anna", "--db", db).output  # fmt: skip
+    assert first in said and "resolved as placed" in said
+    emessi("coding", "review", "--resolve", second, "--as", "dismissed", "--db", db)
+    after = json.loads(emessi("coding", "review", "--recording", DEMO, "--db", db, "--json").stdout)
+    assert [i["item_id"] for i in after] == [i["item_id"] for i in listed if i["item_id"] not in (first, second)]
+    assert _read(db, "SELECT count(*) FROM carry_review")[0][0] == len(after)
+    every = {i["item_id"]: i for i in json.loads(emessi("coding", "review", "--all", "--db", db, "--json").stdout)}
+    assert (every[first]["resolution"], every[first]["resolved_by"]) == ("placed", "anna")
+    assert every[second]["resolution"] == "dismissed"
+
+    # Back on the list on purpose; every verdict stays in the table.
+    emessi("coding", "review", "--reopen", first, "--db", db)
+    reopened = json.loads(emessi("coding", "review", "--recording", DEMO, "--db", db, "--json").stdout)
+    assert first in {i["item_id"] for i in reopened} and second not in {i["item_id"] for i in reopened}
+    assert _read(db, "SELECT outcome FROM carry_resolutions WHERE item_id = ? ORDER BY resolved_at", [first]) == [
+        ("placed",), ("reopened",)]
+
+    # Mistakes: one line, exit 2, nothing written.
+    for args, words in ((["--resolve", second, "--as", "placed"], "already resolved"),
+                        (["--resolve", first, "--as", "maybe"], "use one of placed, dismissed"),
+                        (["--resolve", "no-such-item", "--as", "placed"], "no carried item"),
+                        (["--resolve", first], "--as placed|dismissed")):  # fmt: skip
+        result = emessi("coding", "review", *args, "--db", db, code=2)
+        assert words in result.output and "Traceback" not in result.output
+    assert _read(db, "SELECT count(*) FROM carry_resolutions")[0][0] == 3

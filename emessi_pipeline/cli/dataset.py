@@ -464,28 +464,44 @@ def _clip(text: str | None, size: int = 60) -> str:
 @coding_app.command("review")
 def coding_review(
     recording: Annotated[Optional[str], typer.Option("--recording", help="Only this recording.")] = None,
+    resolve: Annotated[Optional[str], typer.Option("--resolve", metavar="ITEM", help="Record a verdict on this item (its id, or a unique start of it) with --as.")] = None,
+    outcome: Annotated[Optional[str], typer.Option("--as", help="With --resolve: placed (done by hand where it belongs) or dismissed (not wanted any more).")] = None,
+    reopen: Annotated[Optional[str], typer.Option("--reopen", metavar="ITEM", help="Put a resolved item back on the list.")] = None,
+    note: Annotated[Optional[str], typer.Option("--note", help="Why, kept with the verdict.")] = None,
+    by: Annotated[Optional[str], typer.Option("--by", help="Who decided (kept with the verdict).")] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Resolved items too, with their verdict.")] = False,
     db: Db = DEFAULT_DB,
     as_json: AsJson = False,
 ) -> None:
-    """List the codings, speaker assignments and corrections a re-ingest could not carry over.
+    """List the codings, speaker assignments, corrections and moves a re-ingest could not carry
+    over; record what was done about each, so the list shrinks (verdicts are kept, never deleted).
 
-    Example:
+    Examples:
 
       emessi coding review --recording G1_S3_vertaismentorointi
+
+      emessi coding review --resolve 3f2a9c --as placed --note "coded again by hand" --by anna
     """
+    from ..dataset.carry import REOPENED, carried_for_review, resolve_carried
     from ..dataset.common import resolve_recording
 
+    if resolve and reopen:
+        fail("give --resolve or --reopen, not both")
+    if resolve or reopen:
+        if resolve and not outcome:
+            fail("--resolve needs --as placed|dismissed")
+        with dataset(db, write=True) as con:
+            _, kind, item = resolve_carried(con, resolve or reopen, outcome if resolve else REOPENED, note, by)
+        out.print(f"{kind} {item}: " + (f"resolved as {outcome}" if resolve else "back on the list"), highlight=False)
+        return
     with dataset(db) as con:
         rid = resolve_recording(con, recording).recording_id if recording else None
-        frame = con.execute(
-            "SELECT kind, item_id, old_target, reason, candidates, old_set_id, new_set_id, logged_at FROM carry_review "
-            "WHERE ? IS NULL OR recording_id = ? ORDER BY logged_at, kind",
-            [rid, rid],
-        ).df()
+        items = carried_for_review(con, rid, resolved=everything)
     if as_json:
-        print(frame.to_json(orient="records", force_ascii=False, date_format="iso"))
-    else:
-        print_table(list(frame.columns[:5]), frame.iloc[:, :5].itertuples(index=False))
+        print(json.dumps(items, default=str, ensure_ascii=False))
+        return
+    columns = ["kind", "item_id", "old_target", "reason", "candidates", *(["resolution"] if everything else [])]
+    print_table(columns, [tuple(i[c] for c in columns) for i in items])
 
 
 # ---------------------------------------------------------------- export

@@ -5,7 +5,8 @@ one that replaced it (its file changed at the same path; see ``load._replace_at_
 Nothing is deleted and nothing is dropped: every item of the old set gets one `carry_log` row
 whose outcome is `carried` (copied to the new set, `carried_from` naming the original),
 `already_present` (the new set has the same thing, e.g. when a recording goes back to a set it
-had before), or `review` (no unambiguous match; the `carry_review` view lists these for a person).
+had before), or `review` (no unambiguous match; the `carry_review` view lists these for a person,
+until a person records a verdict on one: `resolve_carried`, kept in `carry_resolutions`).
 
 Matching is by time, because labels and observation ids mean nothing across sets:
 - an observation matches the one new observation that covers at least half of it and is at
@@ -26,7 +27,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .common import new_id, now
+from .common import DatasetError, new_id, now
+from .connection import transaction
 from .speakers import write_assignment
 
 if TYPE_CHECKING:
@@ -338,3 +340,52 @@ def _carry_moves(con, recording_id, old_set, new_set) -> list[str]:
                     [new_id(), match.target, to.target, by, at, note, correction_id])  # fmt: skip
         outcomes.append(_log(con, recording_id, old_set, new_set, "speaker_move", correction_id, obs, "carried", match))
     return outcomes
+
+
+CARRY_OUTCOMES = ("placed", "dismissed")  # placed by hand where it belongs; not wanted any more
+REOPENED = "reopened"
+
+
+def resolve_carried(con, item_id: str, outcome: str, note: str | None = None, resolved_by: str | None = None) -> tuple:
+    """Record a person's verdict on one item of `carry_review` (or, with `reopened`, put a
+    resolved one back); earlier verdicts stay in `carry_resolutions`. *item_id* is the coding,
+    correction, assignment or move id the list shows, or a unique start of one.
+    Returns (recording_id, kind, item_id)."""
+    if outcome not in (*CARRY_OUTCOMES, REOPENED):
+        raise DatasetError(f"--as {outcome}: use one of {', '.join(CARRY_OUTCOMES)}")
+    logged = con.execute(
+        "SELECT DISTINCT recording_id, new_set_id, kind, item_id FROM carry_log "
+        "WHERE outcome = 'review' AND starts_with(item_id, ?)", [item_id]).fetchall()  # fmt: skip
+    if not logged:
+        raise DatasetError(f"{item_id}: no carried item to review has this id (emessi coding review --all lists them)")
+    if len({row[3] for row in logged}) > 1:
+        raise DatasetError(f"{item_id}: starts {len(logged)} items' ids; give more of it")
+    recording_id, new_set_id, kind, item = logged[-1]
+    open_now = con.execute("SELECT 1 FROM carry_review WHERE item_id = ?", [item]).fetchone() is not None
+    if outcome == REOPENED and open_now:
+        raise DatasetError(f"{item} is not resolved: nothing to reopen")
+    if outcome != REOPENED and not open_now:
+        raise DatasetError(f"{item} is already resolved (reopen it first with --reopen)")
+    with transaction(con):
+        con.execute("INSERT INTO carry_resolutions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [new_id(), recording_id, new_set_id, kind, item, outcome, note, resolved_by, now()])  # fmt: skip
+    return recording_id, kind, item
+
+
+def carried_for_review(con, recording_id: str | None = None, resolved: bool = False) -> list[dict]:
+    """The carry_review list (oldest first); with *resolved*, the resolved items too, each with
+    the verdict in force."""
+    source = "carry_log WHERE outcome = 'review'" if resolved else "carry_review"
+    rows = con.execute(
+        f"""WITH verdict AS (
+                SELECT item_id, arg_max(outcome, resolved_at) AS verdict, arg_max(resolved_by, resolved_at) AS resolved_by
+                FROM carry_resolutions GROUP BY item_id)
+            SELECT c.recording_id, c.kind, c.item_id, c.old_target, c.reason, c.candidates, c.old_set_id,
+                   c.new_set_id, c.logged_at, CASE WHEN v.verdict = 'reopened' THEN NULL ELSE v.verdict END,
+                   CASE WHEN v.verdict = 'reopened' THEN NULL ELSE v.resolved_by END
+            FROM (SELECT * FROM {source}) c LEFT JOIN verdict v USING (item_id)
+            WHERE ? IS NULL OR c.recording_id = ?
+            ORDER BY c.logged_at, c.kind, c.item_id""", [recording_id, recording_id]).fetchall()  # fmt: skip
+    keys = ("recording_id", "kind", "item_id", "old_target", "reason", "candidates", "old_set_id", "new_set_id",
+            "logged_at", "resolution", "resolved_by")  # fmt: skip
+    return [dict(zip(keys, row)) for row in rows]

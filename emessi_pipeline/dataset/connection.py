@@ -27,7 +27,8 @@ from .schema import SCHEMA
 # 2: coded-dataset tables and views, failure signatures; 3: review flags; 4: timestamps in UTC
 # (TIMESTAMPTZ), recordings replaced by a changed file at the same path; 5: the coders registry
 # (filled from the codings already there), every view ordered, coding batches, participant
-# history, review resolutions; 6: speaker corrections (an observation moved to another label)
+# history, review resolutions; 6: speaker corrections (an observation moved to another label),
+# verdicts on carried work that needed review (carry_resolutions)
 SCHEMA_VERSION = "6"
 
 # DuckDB's `read_only` alone is no sandbox: COPY TO, ATTACH, read_csv('/etc/passwd'), INSTALL

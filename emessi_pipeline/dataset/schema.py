@@ -124,6 +124,12 @@ CREATE TABLE IF NOT EXISTS carry_log (
     recording_id VARCHAR, old_set_id VARCHAR, new_set_id VARCHAR, kind VARCHAR, item_id VARCHAR,
     old_target VARCHAR, outcome VARCHAR, new_target VARCHAR, candidates JSON, reason VARCHAR,
     logged_at TIMESTAMPTZ);
+-- A person's verdict on work a re-processing could not place (the latest per item is in force;
+-- `reopened` puts it back on the carry_review list).
+CREATE TABLE IF NOT EXISTS carry_resolutions (
+    resolution_id VARCHAR PRIMARY KEY, recording_id VARCHAR, new_set_id VARCHAR, kind VARCHAR,
+    item_id VARCHAR NOT NULL, outcome VARCHAR NOT NULL CHECK (outcome IN ('placed', 'dismissed', 'reopened')),
+    note VARCHAR, resolved_by VARCHAR, resolved_at TIMESTAMPTZ);
 """
 
 # Base views: who is speaking (participant and role) and what they said (corrected text).
@@ -168,7 +174,13 @@ CREATE OR REPLACE VIEW current_codings AS
     WHERE c.superseded_at IS NULL
     ORDER BY group_id, session_no, recording_name, recording_id, seq, coder, dimension, code;
 CREATE OR REPLACE VIEW carry_review AS
-    SELECT * FROM carry_log WHERE outcome = 'review'
+    WITH verdict AS (
+        SELECT recording_id, new_set_id, kind, item_id, arg_max(outcome, resolved_at) AS outcome
+        FROM carry_resolutions GROUP BY ALL)
+    SELECT c.* FROM carry_log c
+    LEFT JOIN verdict v ON c.recording_id = v.recording_id AND c.new_set_id IS NOT DISTINCT FROM v.new_set_id
+        AND c.kind = v.kind AND c.item_id = v.item_id
+    WHERE c.outcome = 'review' AND (v.outcome IS NULL OR v.outcome = 'reopened')
     ORDER BY logged_at, recording_id, kind, item_id;
 """
 

@@ -281,14 +281,14 @@ def create_app(settings: Settings) -> Starlette:
 
         rid = request.query_params.get("recording") or None
         everything = request.query_params.get("all") == "1"
+        from ..dataset.carry import CARRY_OUTCOMES, carried_for_review
+
         items = review_list(con, rid, resolved=everything)
-        carried = con.execute(
-            "SELECT c.recording_id, r.name, c.kind, c.item_id, c.old_target, c.reason, c.logged_at FROM carry_review c "
-            "LEFT JOIN recordings r USING (recording_id) WHERE (? IS NULL OR c.recording_id = ?) ORDER BY c.logged_at",
-            [rid, rid],
-        ).fetchall()
+        names = dict(con.execute("SELECT recording_id, name FROM recordings").fetchall())
+        carried = [c | {"recording": names.get(c["recording_id"], c["recording_id"])}
+                   for c in carried_for_review(con, rid, resolved=everything)]  # fmt: skip
         return page(request, "review.html", items=items, carried=carried, recording=rid, everything=everything,
-                    outcomes=OUTCOMES)  # fmt: skip
+                    outcomes=OUTCOMES, carry_outcomes=CARRY_OUTCOMES)  # fmt: skip
 
     def recording_plots(request: Request, con) -> Response:
         view = workbench.recording_view(con, request.path_params["rid"])
@@ -478,6 +478,12 @@ def create_app(settings: Settings) -> Starlette:
         obs, name, seq, _ = resolve(con, str(body["observation_id"]), str(body["outcome"]), body.get("note"), coder)
         return {"observation_id": obs, "recording": name, "seq": seq, "outcome": body["outcome"]}
 
+    def do_resolve_carried(con, coder, body):
+        from ..dataset.carry import resolve_carried
+
+        _, kind, item = resolve_carried(con, str(body["item_id"]), str(body["outcome"]), body.get("note"), coder)
+        return {"item_id": item, "kind": kind, "outcome": body["outcome"]}
+
     def api(work):
         async def endpoint(request: Request) -> Response:
             return await writing(request, work)
@@ -500,6 +506,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/api/merge", api(do_merge), methods=["POST"]),
         Route("/api/move", api(do_move), methods=["POST"]),
         Route("/api/resolve", api(do_resolve), methods=["POST"]),
+        Route("/api/resolve-carried", api(do_resolve_carried), methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     @asynccontextmanager

@@ -263,3 +263,8 @@ $$("td.resolve button").forEach(b => b.addEventListener("click", () => {
   const id = b.closest("tr").dataset.id;
   save("/api/resolve", { observation_id: id, outcome: b.dataset.outcome }, r => { if (r.status === 200) location.reload(); });
 }));
+$$("td.resolve-carried button").forEach(b => b.addEventListener("click", () => {
+  if (!coder() && !chooseCoder()) return;
+  const item = b.closest("tr").dataset.item;
+  save("/api/resolve-carried", { item_id: item, outcome: b.dataset.outcome }, r => { if (r.status === 200) location.reload(); });
+}));
