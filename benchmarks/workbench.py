@@ -70,13 +70,59 @@ def main() -> None:
         start = time.perf_counter()
         opener.open(request).read()
         trips.append(time.perf_counter() - start)
+    browser = _in_chromium(base, settings.token, rid) if shutil.which("chromium") else None
     server.should_exit = True
     print(json.dumps({
         "observations": len(obs), "page_bytes": size,
         "page_s": {"median": round(statistics.median(pages), 3), "max": round(max(pages), 3)},
+        "browser": browser,
         "coding_round_trip_ms": {"median": round(1000 * statistics.median(trips), 1),
                                  "p90": round(1000 * sorted(trips)[int(0.9 * len(trips))], 1)},
     }, indent=2))
+
+
+# Scrolling is smooth when the browser keeps drawing frames while the list moves: count frames
+# (requestAnimationFrame) while the transcript scrolls at a quick reading pace (2,000 px, about
+# 30 rows, a second) for 3 s from the middle of the meeting.
+SCROLL = """async () => {
+  const box = document.querySelector('#transcript');
+  box.scrollTop = box.scrollHeight / 2;
+  await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  const from = box.scrollTop, frames = [], start = performance.now();
+  await new Promise(done => {
+    function step(now) {
+      frames.push(now);
+      box.scrollTop = from + 2 * (now - start);
+      if (now - start < 3000) requestAnimationFrame(step); else done();
+    }
+    requestAnimationFrame(step);
+  });
+  const gaps = frames.slice(1).map((t, i) => t - frames[i]).sort((a, b) => a - b);
+  return {scrollable: box.scrollHeight > box.clientHeight, fps: frames.length / 3,
+          median_frame_ms: gaps[Math.floor(gaps.length / 2)], p95_frame_ms: gaps[Math.floor(0.95 * gaps.length)],
+          worst_frame_ms: gaps[gaps.length - 1]};
+}"""
+
+
+def _in_chromium(base: str, token: str, rid: str) -> dict:
+    """Open the recording page in the system Chromium three times: until the load event (HTML
+    parsed, script run, rows laid out), then scroll the whole transcript."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"))
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{base}/?token={token}")
+        loads = []
+        for _ in range(3):
+            start = time.perf_counter()
+            page.goto(f"{base}/r/{rid}", wait_until="load")
+            page.locator("#transcript .row[data-id]").last.wait_for(state="attached")
+            loads.append(time.perf_counter() - start)
+        scroll = page.evaluate(SCROLL)
+        browser.close()
+    return {"open_s": {"median": round(statistics.median(loads), 3), "max": round(max(loads), 3)},
+            "scroll": {k: round(v, 1) if isinstance(v, float) else v for k, v in scroll.items()}}
 
 
 if __name__ == "__main__":
