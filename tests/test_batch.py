@@ -310,7 +310,7 @@ def test_a_two_hour_recording_completes_with_bounded_memory(tmp_path):
         "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\nsys.exit(code)\n"
     )
     args = ["ingest", str(folder), "--db", str(tmp_path / "l.duckdb"), "-w", str(tmp_path / "w"), "--json"]
-    result = subprocess.run([sys.executable, "-c", script, *args], cwd=REPO, capture_output=True, text=True, timeout=900)
+    result = subprocess.run([sys.executable, "-c", script, *args], cwd=REPO, capture_output=True, text=True, timeout=1800)
     assert result.returncode == Exit.OK, result.stderr[-2000:]
     import json
 
