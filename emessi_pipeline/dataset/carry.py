@@ -252,23 +252,10 @@ def _carry_assignments(con, recording_id, old_set, new_set) -> list[str]:
     ).fetchall()
     if not rows:
         return []
-    shared = _label_overlaps(con, old_set, new_set)
-    talk = defaultdict(float)
-    best_old: dict[str, tuple[float, str]] = {}
-    for (old, new), seconds in shared.items():
-        talk[old] += seconds
-        if seconds > best_old.get(new, (0.0, ""))[0]:
-            best_old[new] = (seconds, old)
+    labels = _label_map(con, old_set, new_set)
     outcomes = []
     for assignment_id, label, participant, role, by in rows:
-        options = sorted(((s, new) for (old, new), s in shared.items() if old == label), reverse=True)
-        candidates = [{"speaker_label": new, "shared_s": round(s, 3)} for s, new in options]
-        if not options:
-            match = Match(None, candidates, "the label shares no time with any label of the new set")
-        elif options[0][0] < MAJORITY * talk[label] or best_old.get(options[0][1], (0.0, None))[1] != label:
-            match = Match(None, candidates, "no new label shares most of this label's time (and it theirs)")
-        else:
-            match = Match(options[0][1], candidates, "exclusive diarisation overlap: mutual best")
+        match = labels.get(label) or Match(None, [], "the label shares no time with any label of the new set")
         if match.target is None:
             outcomes.append(_log(con, recording_id, old_set, new_set, "assignment", assignment_id, label, "review", match))
             continue
@@ -279,7 +266,7 @@ def _carry_assignments(con, recording_id, old_set, new_set) -> list[str]:
         if current == (participant, role):
             outcomes.append(_log(con, recording_id, old_set, new_set, "assignment", assignment_id, label, "already_present", match))
         elif current:
-            conflict = Match(None, candidates, f"{match.target} is already assigned to {current[0]} ({current[1]})")
+            conflict = Match(None, match.candidates, f"{match.target} is already assigned to {current[0]} ({current[1]})")
             outcomes.append(_log(con, recording_id, old_set, new_set, "assignment", assignment_id, label, "review", conflict))
         else:
             write_assignment(con, recording_id, match.target, participant, role, by, assignment_id, set_id=new_set)
