@@ -17,7 +17,7 @@ import pytest
 
 from emessi_pipeline.cli import Exit
 
-from .conftest import REPO, copy_to, shared
+from .conftest import REPO, copy_to, ffmpeg, shared
 
 pytestmark = pytest.mark.slow
 
@@ -178,7 +178,10 @@ def test_researchers_query_and_edit_the_dataset_while_an_ingest_runs(tmp_path):
     a participant is added while the run computes the second; the run then loads the second."""
     recordings = tmp_path / "recordings"
     _aged(copy_to(shared("faster_whisper_testdata", "jfk.flac"), recordings, "1 jfk.flac"))
-    _aged(copy_to(shared("pyannote_sample", "sample.wav"), recordings, "2 sample.wav"))
+    # The second recording is the 30-s sample three times over: the query and the participant
+    # below (two CLI processes, seconds each) must finish while its models still run.
+    ffmpeg("-stream_loop", "2", "-i", str(shared("pyannote_sample", "sample.wav")), str(recordings / "2 sample.wav"))
+    _aged(recordings / "2 sample.wav")
     db, work = tmp_path / "db.duckdb", tmp_path / "work"
     process = subprocess.Popen(
         [sys.executable, "-m", "emessi_pipeline", "ingest", str(recordings), "--db", str(db), "-w", str(work),
