@@ -13,11 +13,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from ..stages.records import Alignment, Diarization, MediaInfo, Observations, RecordingMeta, Transcript
 from .common import now as utc_now
@@ -139,6 +142,8 @@ def _upsert_recording(con, item: LoadedRecording, now: dt.datetime) -> None:
 
 
 def _insert_set(con, item: LoadedRecording, run_id: str, now: dt.datetime) -> None:
+    import pandas as pd  # half a second of every command's start; only a load needs it
+
     set_id, rid = item.observations.set_id, item.recording_id
     observations = item.observations.observations
     words = item.alignment.words
@@ -203,6 +208,8 @@ def _insert_set(con, item: LoadedRecording, run_id: str, now: dt.datetime) -> No
 
 def _words_frame(set_id: str, rid: str, words, owners: list[str]) -> pd.DataFrame:
     """One pass over the words (a 2-hour meeting has tens of thousands)."""
+    import pandas as pd
+
     columns = ["start_s", "end_s", "text", "probability", "speaker_label", "overlap", "in_gap", "repetition_loop",
                "asr_segment"]  # fmt: skip
     rows = [(w.start, w.end, w.text.strip(), w.probability, w.speaker, w.overlap, w.in_gap, w.loop, w.segment_index)

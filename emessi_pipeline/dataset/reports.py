@@ -14,9 +14,12 @@ import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from .cells import append_text_row, csv_safe_frame
 from .common import DatasetError, resolve_recording
@@ -168,6 +171,8 @@ def write_report(report: Report, out: Path, fmt: str) -> Path:
 
 
 def _xlsx(report: Report, path: Path) -> None:
+    import pandas as pd  # imported where used: every command's start would pay for it
+
     from openpyxl import Workbook
 
     book = Workbook()
@@ -198,6 +203,8 @@ def _png(report: Report, path: Path) -> None:
 
 
 def _recording_label(row) -> str:
+    import pandas as pd  # imported where used: every command's start would pay for it
+
     session = "" if pd.isna(row.session) else f" S{int(row.session)}"
     return f"{row.group or ''}{session} {row.recording}".strip()
 
