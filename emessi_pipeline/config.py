@@ -117,7 +117,7 @@ class TracksConfig(Section):
     """Voice activity from per-participant tracks (stages/tracks.py; docs/multitrack.md)."""
 
     vad_threshold: float = Field(0.35, gt=0, lt=1, description="Silero speech probability")
-    pad_s: float = Field(0.1, ge=0, le=1, description="Silero's windows widened by this, then trimmed by level")
+    pad_s: float = Field(0.2, ge=0, le=1, description="Silero's windows widened by this, then trimmed by level")
     # A frame active on one track is dropped when another active track is louder by more than this.
     crosstalk_db: float = Field(15.0, gt=0)
     floor_db: float = Field(30.0, gt=0, description="below the track's median speech level: not speech")
