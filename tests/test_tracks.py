@@ -21,7 +21,7 @@ from emessi_pipeline.runs.workspace import ContentIndex
 from emessi_pipeline.stages.records import SpeakerTurn
 from emessi_pipeline.stages.tracks import find_recordings, layout_for, track_label
 
-from .conftest import ffmpeg, shared
+from .conftest import REPO, ffmpeg, shared
 
 BLEED_DB = -30.0  # the other participants, faintly, in each microphone
 
@@ -62,13 +62,21 @@ def _tracks(mix: np.ndarray, rate: int, turns: list[SpeakerTurn]) -> dict[str, n
 
 
 def _write_meeting(mix: np.ndarray, rate: int, tracks: dict[str, np.ndarray], mix_path: Path | None,
-                   track_dir: Path, names: dict[str, str] | None = None, scratch: Path | None = None) -> None:  # fmt: skip
+                   track_dir: Path, names: dict[str, str] | None = None, scratch: Path | None = None,
+                   suffix: str = ".wav") -> None:  # fmt: skip
+    """WAV files as they are named; AAC (as Zoom writes) through ffmpeg for ``.m4a``."""
     scratch = scratch or track_dir.parent
+
+    def write(samples: np.ndarray, path: Path) -> None:
+        if path.suffix == ".wav":
+            _write_wav(path, samples, rate)
+        else:
+            _encode(_write_wav(scratch / f".{path.stem}.wav", samples, rate), path)
+
     if mix_path is not None:
-        _encode(_write_wav(scratch / ".mix.wav", mix, rate), mix_path)
+        write(mix, mix_path)
     for speaker, samples in tracks.items():
-        name = (names or {}).get(speaker, speaker)
-        _encode(_write_wav(scratch / f".{name}.wav", samples, rate), track_dir / f"{name}.m4a")
+        write(samples, track_dir / f"{(names or {}).get(speaker, speaker)}{suffix}")
 
 
 def _der(con, name: str, truth: list[SpeakerTurn], labels: dict[str, str] | None = None) -> float:
@@ -100,10 +108,8 @@ FINNISH = {
 }
 
 
-@pytest.fixture(scope="module")
-def meetings(tmp_path_factory):
-    """One folder of every layout and bad input, ingested by one CLI run (the models load once)."""
-    root = tmp_path_factory.mktemp("tracks")
+def build_meetings(root: Path) -> tuple[Path, dict[str, list[SpeakerTurn]]]:
+    """``root/recordings`` with one meeting of every layout and bad input, and the true turns."""
     rec = root / "recordings"
     truth = {}
     # Real speech: the pyannote sample's two voices cut into one track each (generic layout).
@@ -113,7 +119,7 @@ def meetings(tmp_path_factory):
              for t in read_rttm(shared("pyannote_sample", "sample.rttm")) if t.end < 21.7]  # fmt: skip
     sample = sample[6 * rate : int(21.7 * rate)]
     _write_meeting(sample, rate, _tracks(sample, rate, turns), rec / "real" / "puhelu.m4a",
-                   rec / "real" / "puhelu.tracks")  # fmt: skip
+                   rec / "real" / "puhelu.tracks", suffix=".m4a")  # fmt: skip
     truth["puhelu"] = turns
     # Finnish voices in the Zoom layout: mixed video and audio, and Audio Record/ named as Zoom does.
     wav, spoken = synthesize(FINNISH, root / "fi", name="fi", gap=0.5, lead_in=0.5)
@@ -123,7 +129,7 @@ def meetings(tmp_path_factory):
     zoom_names = {"aino": "audioAinoVirtanen11234567890", "mikko": "audioMikkoKorhonen21234567890",
                   "leena": "audioLeenaNieminen31234567890"}  # fmt: skip
     _write_meeting(mix, rate, _tracks(mix, rate, fin), meeting / "audio_only.m4a", meeting / "Audio Record",
-                   zoom_names, scratch=root)  # fmt: skip
+                   zoom_names, scratch=root, suffix=".m4a")  # fmt: skip
     ffmpeg("-f", "lavfi", "-i", "color=size=64x64:rate=2", "-i", str(meeting / "audio_only.m4a"), "-shortest",
            "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "copy", str(meeting / "zoom_0.mp4"))  # fmt: skip
     truth["zoom_0"] = fin
@@ -135,20 +141,36 @@ def meetings(tmp_path_factory):
     clip = sample[int(4.5 * rate) : int(8.5 * rate)]
     halves = {"a": np.concatenate([clip[: clip.size // 2], 0 * clip[clip.size // 2 :]]),
               "b": np.concatenate([0 * clip[: clip.size // 2], clip[clip.size // 2 :]])}  # fmt: skip
-    _write_meeting(clip, rate, {**halves, "b": halves["b"][: -3 * rate]}, rec / "bad" / "lyhyt.m4a",
+    _write_meeting(clip, rate, {**halves, "b": halves["b"][: -3 * rate]}, rec / "bad" / "lyhyt.wav",
                    rec / "bad" / "lyhyt.tracks")  # fmt: skip
-    _write_meeting(clip, rate, {**halves, "b": 0 * clip}, rec / "bad" / "hiljainen.m4a", rec / "bad" / "hiljainen.tracks")
-    _write_meeting(clip, rate, halves, rec / "bad" / "rikki.m4a", rec / "bad" / "rikki.tracks")
-    (rec / "bad" / "rikki.tracks" / "b.m4a").write_bytes(b"not audio at all" * 64)
+    _write_meeting(clip, rate, {**halves, "b": 0 * clip}, rec / "bad" / "hiljainen.wav", rec / "bad" / "hiljainen.tracks")
+    _write_meeting(clip, rate, halves, rec / "bad" / "rikki.wav", rec / "bad" / "rikki.tracks")
+    (rec / "bad" / "rikki.tracks" / "b.wav").write_bytes(b"not audio at all" * 64)
     # Without a mix a bad track leaves nothing to fall back on: that recording fails alone.
     _write_meeting(clip, rate, {**halves, "b": 0 * clip}, None, rec / "bad" / "yksin.tracks")
     (rec / "manifest.csv").write_text(
         "file,tracks\n"
         f"{meeting.name}/zoom_0.mp4,AinoVirtanen=P01; audioMikkoKorhonen21234567890=P02\n"
     )
+    return rec, truth
+
+
+@pytest.fixture(scope="module")
+def meetings(tmp_path_factory):
+    """Every layout and bad input, ingested by one CLI run (the models load once)."""
+    root = tmp_path_factory.mktemp("tracks")
+    rec, truth = build_meetings(root)
     db, work = root / "t.duckdb", root / "work"
+    # Greedy decoding: the words are not what these tests check, and Whisper's fallback
+    # temperatures on Finnish heard as English would take most of their time.
+    profile = (REPO / "configs" / "default.yaml").read_text()
+    for old, new in (("name: default", "name: greedy"), ("beam_size: 5", "beam_size: 1"),
+                     ("temperature: [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]", "temperature: [0.0]")):  # fmt: skip
+        assert old in profile
+        profile = profile.replace(old, new)
+    (root / "greedy.yaml").write_text(profile)
     result = CliRunner().invoke(app, ["ingest", str(rec), "--db", str(db), "-w", str(work), "--language", "en",
-                                      "--json", "--settle-seconds", "0"])  # fmt: skip
+                                      "--json", "--settle-seconds", "0", "--profile", str(root / "greedy.yaml")])  # fmt: skip
     return rec, db, truth, result
 
 
@@ -156,7 +178,7 @@ def test_track_files_are_not_recordings_and_both_layouts_are_recognised(meetings
     rec, _, _, _ = meetings
     found = [p.relative_to(rec).as_posix() for p in find_recordings(rec)]
     meeting = "2026-11-20 10.00.00 Vertaisryhmä 81234567890"
-    assert found == sorted([f"{meeting}/zoom_0.mp4", "bad/hiljainen.m4a", "bad/lyhyt.m4a", "bad/rikki.m4a",
+    assert found == sorted([f"{meeting}/zoom_0.mp4", "bad/hiljainen.wav", "bad/lyhyt.wav", "bad/rikki.wav",
                             "bad/yksin.tracks", "kaksi.tracks", "real/puhelu.m4a"])  # fmt: skip
     zoom = layout_for(rec / meeting / "zoom_0.mp4")
     assert zoom.kind == "zoom" and [t.label for t in zoom.tracks] == ["AinoVirtanen", "LeenaNieminen", "MikkoKorhonen"]
@@ -200,11 +222,13 @@ def test_turns_come_from_the_tracks(meetings):
 def test_a_bad_track_falls_back_to_clustering_with_a_note_naming_it(meetings):
     rec, _, _, result = meetings
     by_name = {Path(r["path"]).stem: r for r in json.loads(result.stdout)["results"]}
-    expected = {"lyhyt": "b.m4a: 1.0 s long", "hiljainen": "b.m4a: silent", "rikki": "b.m4a"}
+    expected = {"lyhyt": "b.wav: 1.0 s long", "hiljainen": "b.wav: silent", "rikki": "b.wav: ffmpeg cannot read it"}
     for name, said in expected.items():
         row = by_name[name]
         assert row["status"] == "done" and row["speakers"] >= 1, row
         assert said in row["note"] and "diarised by clustering the mix instead" in row["note"]
         assert "\n" not in row["note"]
     alone = by_name["yksin"]
-    assert alone["status"] == "failed" and f"{rec}/bad/yksin.tracks/b.m4a: silent" in alone["message"]
+    assert alone["status"] == "failed" and alone["stage"] == "diarize"
+    assert f"{rec}/bad/yksin.tracks/b.wav: silent" in alone["message"]
+    assert "transcribe" not in alone["stage_seconds"]  # the tracks are checked before Whisper runs

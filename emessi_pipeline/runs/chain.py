@@ -153,6 +153,11 @@ class Chain:
             named = [[t.path.name, sha] for t, sha in zip(self.layout.tracks, self.track_shas)]
             keys["diarize"] = stage_key(keys["diarize"], named, self.meta.tracks, settings(profile, "tracks"),
                                         tracks.vad_identity(), STAGE_VERSIONS["tracks"])  # fmt: skip
+            # Each track's WAV: listed with the stage keys, so that `clean` and a withdrawal
+            # (dataset/withdrawal.py, runs/forget.py) find a participant's own audio too.
+            extract = profile.extract.model_dump(mode="json")
+            for number, sha in enumerate(self.track_shas):
+                keys[f"track{number}"] = stage_key(sha, extract, STAGE_VERSIONS["extract"])
         keys["align"] = stage_key(keys["transcribe"], keys["diarize"], settings(profile, "align"), STAGE_VERSIONS["align"])
         keys["segment"] = stage_key(keys["align"], settings(profile, "segment"), STAGE_VERSIONS["segment"])
         return keys
@@ -216,6 +221,10 @@ class Chain:
                 and self.layout is None)  # fmt: skip
         if both and self.profile.overlap_models:
             transcript, diarization = self._overlapped(media)
+        elif self.layout is not None and with_diarization:
+            # The tracks first: a bad one found after minutes of Whisper would waste them.
+            diarization = self.diarize()
+            transcript = self.transcribe(media)
         else:
             transcript = self.transcribe(media)
             diarization = self.diarize() if with_diarization else None
@@ -306,14 +315,14 @@ class Chain:
     def _from_tracks(self) -> Diarization | None:
         """Turns from the per-participant tracks; None (and ``_track_note`` says why) when a
         track cannot be used and the recording has mixed media to cluster instead."""
-        cfg, rate = self.profile.extract, self.profile.extract.sample_rate
+        rate = self.profile.extract.sample_rate
         self._report("diarize: tracks")
         duration = self.audio().size / rate
         names = self.meta.tracks or {}
         try:
             samples: dict[tracks.Track, np.ndarray] = {}
-            for track, sha in zip(self.layout.tracks, self.track_shas):
-                wav = self.ws.path("extract", stage_key(sha, cfg.model_dump(mode="json"), STAGE_VERSIONS["extract"]), ".wav")
+            for number, track in enumerate(self.layout.tracks):
+                wav = self.ws.path("extract", self.keys[f"track{number}"], ".wav")
                 if not wav.is_file():
                     audio.extract(track.path, wav, 0, rate)
                 samples[track] = audio.read_wav(wav)[0]
@@ -325,8 +334,8 @@ class Chain:
                     raise tracks.TrackError(f"{track.path}: a second track labelled {label!r}")
                 labelled[label] = data
         except RecordingError as error:
-            if self.layout.mix is None:
-                raise
+            if self.layout.mix is None:  # nothing to cluster instead: the recording fails alone
+                raise StageError.from_input("diarize", error, self.path) from None
             self._track_note = f"{' '.join(str(error).split())}; diarised by clustering the mix instead"
             return None
         return tracks.diarize_tracks(labelled, rate, self.profile.tracks)
