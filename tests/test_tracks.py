@@ -232,3 +232,20 @@ def test_a_bad_track_falls_back_to_clustering_with_a_note_naming_it(meetings):
     assert alone["status"] == "failed" and alone["stage"] == "diarize"
     assert f"{rec}/bad/yksin.tracks/b.wav: silent" in alone["message"]
     assert "transcribe" not in alone["stage_seconds"]  # the tracks are checked before Whisper runs
+
+
+def test_an_audio_record_folder_without_meeting_media_holds_plain_recordings(tmp_path):
+    for name in ("Audio Record/haastattelu.wav", "Audio Record/toinen.wav", "G1.tracks/Aino.wav", "G1.tracks/Mikko.wav"):
+        _write_wav(tmp_path / name, np.zeros(1600, np.float32), 16_000)
+    found = [p.relative_to(tmp_path).as_posix() for p in find_recordings(tmp_path)]
+    assert found == ["Audio Record/haastattelu.wav", "Audio Record/toinen.wav", "G1.tracks"]
+
+
+def test_the_manifest_maps_tracks_to_participant_ids(tmp_path):
+    from emessi_pipeline.runs.manifest import ManifestError, read_manifest
+
+    (tmp_path / "manifest.csv").write_text("file,tracks\nG1.mp4,Aino=P01; audioMikko11234567890 = P02\nG2.mp4,Aino\n")
+    with pytest.raises(ManifestError, match=r"row 3 \(G2.mp4\): tracks"):
+        read_manifest(tmp_path / "manifest.csv")
+    (tmp_path / "manifest.csv").write_text("file,tracks\nG1.mp4,Aino=P01; audioMikko11234567890 = P02\n")
+    assert read_manifest(tmp_path / "manifest.csv")["G1.mp4"].tracks == {"Aino": "P01", "audioMikko11234567890": "P02"}

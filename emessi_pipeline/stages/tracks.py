@@ -116,9 +116,9 @@ def find_recordings(folder: Path, skip: tuple[Path, ...] = ()) -> list[Path]:
     kept, track_folders = [], set()
     for path in found:
         parent = path.parent
-        if parent.name == ZOOM_TRACK_FOLDER or parent.name.endswith(TRACKS_SUFFIX):
+        if parent.name.endswith(TRACKS_SUFFIX) or (parent.name == ZOOM_TRACK_FOLDER and zoom_mix(parent.parent)):
             track_folders.add(parent)
-            continue
+            continue  # an "Audio Record" folder with no meeting media around it holds recordings
         if (parent / ZOOM_TRACK_FOLDER).is_dir() and zoom_mix(parent) != path:
             continue  # another rendering of the same Zoom meeting
         kept.append(path)
