@@ -40,12 +40,13 @@ def build(x, turns, bleed_db, gains):
             if t.speaker == s: own[int(t.start*R):int(t.end*R)] = True
         out[s] = (10**(gains[i % len(gains)]/20) * np.where(own, x, 10**(bleed_db/20)*x)).astype(np.float32)
     return out
-print("bleed gains margin: DER real, DER fi")
+RELATIVE = "--relative" in sys.argv
+print(f"bleed gains margin: DER real, DER fi (levels {'relative to each track' if RELATIVE else 'raw'})")
 for bleed in (-20, -30, -40):
-    for gains in ((0,), (0, -10), (0, 10, -6)):
+    for gains in ((0,), (0, -10), (0, 10, -6), (0, 20, -10)):
         row = []
         for margin in (6, 10, 15, 20, 25, 35):
-            c = TracksConfig(crosstalk_db=margin)
+            c = TracksConfig(crosstalk_db=margin, crosstalk_relative=RELATIVE)
             a = diarization_error_rate(real, list(diarize_tracks(build(x, real, bleed, gains), R, c).turns))['der']
             b = diarization_error_rate(fi, list(diarize_tracks(build(f, fi, bleed, gains), R, c).turns))['der']
             row.append(f"{margin}:{a:.3f}/{b:.3f}")

@@ -118,8 +118,11 @@ class TracksConfig(Section):
 
     vad_threshold: float = Field(0.35, gt=0, lt=1, description="Silero speech probability")
     pad_s: float = Field(0.2, ge=0, le=1, description="Silero's windows widened by this, then trimmed by level")
-    # A frame active on one track is dropped when another active track is louder by more than this.
-    crosstalk_db: float = Field(15.0, gt=0)
+    # A frame active on one track is dropped when another active track is louder by more than this
+    # (each track's level taken from its own loud speech, reference_percentile of its active frames).
+    crosstalk_db: float = Field(10.0, gt=0)
+    crosstalk_relative: bool = True  # false: raw levels (microphone gains then count as cross-talk)
+    reference_percentile: float = Field(90.0, gt=0, le=100)
     floor_db: float = Field(30.0, gt=0, description="below the track's median speech level: not speech")
     min_gap_s: float = Field(0.3, ge=0, description="a shorter pause within one track is bridged")
     min_speech_s: float = Field(0.1, ge=0)

@@ -243,12 +243,18 @@ def diarize_tracks(tracks: dict[str, np.ndarray], rate: int, config: TracksConfi
 
             active = binary_dilation(active, np.ones(2 * pad + 1, bool))
         level[label], voiced[label] = _frame_db(tracks[label], hop, frames), active
+    # Levels compared as each track's distance from its own loud speech (a high percentile of its
+    # active frames, bleed being far below), so that microphones set louder or softer than others
+    # do not count as cross-talk; raw levels when crosstalk_relative is off.
+    ref = {label: np.percentile(level[label][voiced[label]], config.reference_percentile)
+           if config.crosstalk_relative and voiced[label].any() else 0.0 for label in labels}  # fmt: skip
     own = {}
     for label in labels:
         keep = voiced[label].copy()
         for other in labels:
             if other != label:
-                keep &= ~(voiced[other] & (level[other] - level[label] > config.crosstalk_db))
+                louder = (level[other] - ref[other]) - (level[label] - ref[label])
+                keep &= ~(voiced[other] & (louder > config.crosstalk_db))
         if keep.any():
             # The widening never reaches into the track's own silence.
             keep &= level[label] > np.median(level[label][voiced[label]]) - config.floor_db
