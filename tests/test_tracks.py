@@ -234,11 +234,14 @@ def test_a_bad_track_falls_back_to_clustering_with_a_note_naming_it(meetings):
     assert "transcribe" not in alone["stage_seconds"]  # the tracks are checked before Whisper runs
 
 
-def test_an_audio_record_folder_without_meeting_media_holds_plain_recordings(tmp_path):
+def test_an_audio_record_folder_without_meeting_media_and_an_empty_track_folder_are_ordinary(tmp_path):
     for name in ("Audio Record/haastattelu.wav", "Audio Record/toinen.wav", "G1.tracks/Aino.wav", "G1.tracks/Mikko.wav"):
         _write_wav(tmp_path / name, np.zeros(1600, np.float32), 16_000)
+    _write_wav(tmp_path / "G2" / "G2.wav", np.zeros(1600, np.float32), 16_000)
+    (tmp_path / "G2" / "G2.tracks").mkdir()
     found = [p.relative_to(tmp_path).as_posix() for p in find_recordings(tmp_path)]
-    assert found == ["Audio Record/haastattelu.wav", "Audio Record/toinen.wav", "G1.tracks"]
+    assert found == ["Audio Record/haastattelu.wav", "Audio Record/toinen.wav", "G1.tracks", "G2/G2.wav"]
+    assert layout_for(tmp_path / "G2" / "G2.wav") is None  # its track folder is empty: an ordinary recording
 
 
 def test_the_manifest_maps_tracks_to_participant_ids(tmp_path):

@@ -89,16 +89,15 @@ def layout_for(path: Path) -> TrackLayout | None:
     """The tracks of the recording at *path* (a media file or a ``NAME.tracks`` folder), or None."""
     path = Path(path)
     if path.is_dir():
-        if path.name.endswith(TRACKS_SUFFIX):
-            return TrackLayout("tracks", None, _tracks(path, "tracks"))
-        return None
+        found = _tracks(path, "tracks") if path.name.endswith(TRACKS_SUFFIX) else ()
+        return TrackLayout("tracks", None, found) if found else None
     generic = path.parent / (path.stem + TRACKS_SUFFIX)
-    if generic.is_dir():
-        return TrackLayout("tracks", path, _tracks(generic, "tracks"))
     zoom = path.parent / ZOOM_TRACK_FOLDER
-    if zoom.is_dir() and zoom_mix(path.parent) == path:
-        return TrackLayout("zoom", path, _tracks(zoom, "zoom"))
-    return None
+    if generic.is_dir() and (found := _tracks(generic, "tracks")):
+        return TrackLayout("tracks", path, found)
+    if zoom.is_dir() and zoom_mix(path.parent) == path and (found := _tracks(zoom, "zoom")):
+        return TrackLayout("zoom", path, found)
+    return None  # an empty track folder beside it: an ordinary recording
 
 
 def _tracks(folder: Path, kind: str) -> tuple[Track, ...]:
@@ -224,7 +223,7 @@ def diarize_tracks(tracks: dict[str, np.ndarray], rate: int, config: TracksConfi
     """Turns per labelled track: Silero VAD, cross-talk removed, short pauses bridged.
 
     ``turns`` keep every overlap exactly as the tracks have it; ``exclusive_turns`` give each
-    overlapped moment to the loudest active track.
+    overlapped moment to the track loudest against its own speech level.
     """
     if rate != 16_000:
         raise ValueError(f"per-participant tracks need extract.sample_rate 16000 (Silero VAD), not {rate}")
@@ -261,7 +260,7 @@ def diarize_tracks(tracks: dict[str, np.ndarray], rate: int, config: TracksConfi
         own[label] = _close_gaps(keep, round(config.min_gap_s * 100), max(1, round(config.min_speech_s * 100)))
     turns = [SpeakerTurn(start=round(a / 100, 3), end=round(b / 100, 3), speaker=label)
              for label in labels for a, b in _runs(own[label])]  # fmt: skip
-    stacked = np.stack([np.where(own[label], level[label], -np.inf) for label in labels])
+    stacked = np.stack([np.where(own[label], level[label] - ref[label], -np.inf) for label in labels])
     loudest = np.argmax(stacked, axis=0)
     anyone = np.isfinite(stacked.max(axis=0))
     exclusive = []
@@ -269,5 +268,7 @@ def diarize_tracks(tracks: dict[str, np.ndarray], rate: int, config: TracksConfi
         for a, b in _runs(anyone & (loudest == index)):
             exclusive.append(SpeakerTurn(start=round(a / 100, 3), end=round(b / 100, 3), speaker=label))
     order = lambda t: (t.start, t.end, t.speaker)  # noqa: E731
-    return Diarization(speakers=tuple(labels), turns=tuple(sorted(turns, key=order)),
+    # A participant who never spoke has no label, as clustering would have none for them.
+    speakers = tuple(label for label in labels if own[label].any())
+    return Diarization(speakers=speakers, turns=tuple(sorted(turns, key=order)),
                        exclusive_turns=tuple(sorted(exclusive, key=order)), source="tracks")  # fmt: skip
