@@ -220,7 +220,7 @@ def test_turns_come_from_the_tracks(meetings):
 
 
 def test_a_bad_track_falls_back_to_clustering_with_a_note_naming_it(meetings):
-    rec, _, _, result = meetings
+    rec, db, _, result = meetings
     by_name = {Path(r["path"]).stem: r for r in json.loads(result.stdout)["results"]}
     expected = {"lyhyt": "b.wav: 1.0 s long", "hiljainen": "b.wav: silent", "rikki": "b.wav: ffmpeg cannot read it"}
     for name, said in expected.items():
@@ -228,6 +228,12 @@ def test_a_bad_track_falls_back_to_clustering_with_a_note_naming_it(meetings):
         assert row["status"] == "done" and row["speakers"] >= 1, row
         assert said in row["note"] and "diarised by clustering the mix instead" in row["note"]
         assert "\n" not in row["note"]
+    con = duckdb.connect(str(db), read_only=True)
+    kept = dict(con.execute(
+        "SELECT r.name, json_extract_string(s.params, '$.tracks.note') FROM observation_sets s "
+        "JOIN recordings r ON s.set_id = r.current_set_id").fetchall())  # fmt: skip
+    con.close()
+    assert kept["lyhyt"] == by_name["lyhyt"]["note"] and kept["puhelu"] is None
     alone = by_name["yksin"]
     assert alone["status"] == "failed" and alone["stage"] == "diarize"
     assert f"{rec}/bad/yksin.tracks/b.wav: silent" in alone["message"]

@@ -364,6 +364,9 @@ class Chain:
             "stage_keys": self.keys,
             "speaker_count": asdict(self.count),
             **{name: settings(self.profile, name) for name in ("extract", "asr", "diarization", "align", "segment")},
-            **({"tracks": settings(self.profile, "tracks") | {"files": [t.path.name for t in self.layout.tracks]}}
+            # Kept with the set: whether its turns came from the tracks, and if not, why not.
+            **({"tracks": settings(self.profile, "tracks") | {"files": [t.path.name for t in self.layout.tracks],
+                                                              "used": self.result.note is None,
+                                                              "note": self.result.note}}
                if self.layout is not None else {}),
         }
