@@ -36,7 +36,7 @@ from emessi_pipeline.config import load_profile  # noqa: E402
 from emessi_pipeline.evaluation.metrics import score_speaker_words  # noqa: E402
 from emessi_pipeline.evaluation.normalize import normalize_text  # noqa: E402
 from emessi_pipeline.evaluation.references import read_reference  # noqa: E402
-from emessi_pipeline.runs.demo import RATE as ESPEAK_RATE, _speak  # noqa: E402
+from emessi_pipeline.runs.demo import synthesize  # noqa: E402
 from emessi_pipeline.stages.align import align  # noqa: E402
 from emessi_pipeline.stages.tracks import diarize_tracks  # noqa: E402
 from emessi_pipeline.stages.transcribe import load_model, transcribe  # noqa: E402
@@ -74,8 +74,10 @@ def finnish_meeting():
 
     folder = Path(tempfile.mkdtemp())
     clips = []
-    for speaker, text in FINNISH["turns"]:
-        samples = _speak(text, FINNISH["speakers"][speaker], folder / "turn.wav").astype(np.float32) / 32768
+    for number, (speaker, text) in enumerate(FINNISH["turns"]):
+        wav, _ = synthesize({"speakers": FINNISH["speakers"], "turns": [[speaker, text]]}, folder,
+                            name=f"turn{number}", gap=0.0, lead_in=0.0)  # fmt: skip
+        samples = wavfile.read(wav)[1].astype(np.float32) / 32768
         clips.append((speaker, text, resample_poly(samples, 320, 441).astype(np.float32)))
     starts, cursor = [], 0.5
     for _, _, clip in clips:

@@ -153,7 +153,8 @@ def mix_tracks(tracks: tuple[Track, ...], out: Path, sample_rate: int = 16_000) 
     except ffmpeg.Error as error:
         partial.unlink(missing_ok=True)
         lines = [ln for ln in (error.stderr or b"").decode(errors="replace").splitlines() if ln.strip()]
-        raise MediaError(f"{tracks[0].path.parent}: mixing the tracks failed ({lines[-1] if lines else 'ffmpeg failed'})") from None
+        reason = lines[-1] if lines else "ffmpeg failed"
+        raise MediaError(f"{tracks[0].path.parent}: mixing the tracks failed ({reason})") from None
     os.replace(partial, out)
     frames = os.path.getsize(out) // 2
     return MediaInfo(path=str(tracks[0].path.parent), container="tracks", duration=frames / sample_rate,
