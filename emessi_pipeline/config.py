@@ -113,6 +113,23 @@ class SegmentConfig(Section):
     max_pause: float = Field(1.5, gt=0, description="a longer pause by the same speaker splits")
 
 
+class TracksConfig(Section):
+    """Voice activity from per-participant tracks (stages/tracks.py; docs/multitrack.md)."""
+
+    vad_threshold: float = Field(0.35, gt=0, lt=1, description="Silero speech probability")
+    pad_s: float = Field(0.2, ge=0, le=1, description="Silero's windows widened by this, then trimmed by level")
+    # A frame active on one track is dropped when another active track is louder by more than this
+    # (each track's level taken from its own loud speech, reference_percentile of its active frames).
+    crosstalk_db: float = Field(10.0, gt=0)
+    crosstalk_relative: bool = True  # false: raw levels (microphone gains then count as cross-talk)
+    reference_percentile: float = Field(90.0, gt=0, le=100)
+    floor_db: float = Field(30.0, gt=0, description="below the track's median speech level: not speech")
+    min_gap_s: float = Field(0.3, ge=0, description="a shorter pause within one track is bridged")
+    min_speech_s: float = Field(0.1, ge=0)
+    length_tolerance_s: float = Field(1.0, ge=0, description="a track longer or shorter than this is not used")
+    silent_dbfs: float = Field(-60.0, le=0, description="a track whose peak stays below this is silent")
+
+
 class ReviewConfig(Section):
     """Thresholds of the review list (`emessi review`): which observations a person checks first.
 
@@ -164,6 +181,7 @@ class Profile(BaseModel):
     diarization: DiarizationConfig = DiarizationConfig()
     align: AlignConfig = AlignConfig()
     segment: SegmentConfig = SegmentConfig()
+    tracks: TracksConfig = TracksConfig()
     review: ReviewConfig = ReviewConfig()
     metadata: MetadataConfig = MetadataConfig()
 

@@ -88,6 +88,8 @@ class RichReporter(Reporter):
             self.progress.update(task, visible=False)
         if result.status == "failed":
             self.progress.console.print(f"[red]FAILED[/] {result.stage}: {result.message}", highlight=False, soft_wrap=True)
+        elif result.note:
+            self.progress.console.print(f"[yellow]NOTE[/] {result.note}", highlight=False, soft_wrap=True)
 
 
 @dataclass

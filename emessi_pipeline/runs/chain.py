@@ -9,6 +9,8 @@ database is the Ingestor's part.
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import os
 import threading
 import time
@@ -20,7 +22,7 @@ from typing import Protocol
 import numpy as np
 
 from ..config import Profile
-from ..stages import audio
+from ..stages import audio, tracks
 from ..stages.align import align
 from ..stages.diarize import Diarizer, SpeakerCount
 from ..stages.errors import RecordingError
@@ -31,11 +33,11 @@ from ..stages.transcribe import transcribe
 from .manifest import RecordingMeta
 from .parallel import Background
 from .results import RecordingResult, Reporter
-from .workspace import Workspace, stage_key
+from .workspace import ContentIndex, Workspace, stage_key
 
 STAGES = ("extract", "transcribe", "diarize", "align", "segment", "load")
 # Bump a stage's version when its code changes what it produces: its cache then misses.
-STAGE_VERSIONS = {"extract": 1, "transcribe": 1, "diarize": 1, "align": 1, "segment": 1}
+STAGE_VERSIONS = {"extract": 1, "transcribe": 1, "diarize": 1, "align": 1, "segment": 1, "tracks": 1}
 # Settings that change speed, not results, stay out of the cache keys.
 SPEED_ONLY = {"asr": {"cpu_threads", "device"}, "diarization": {"threads", "threads_beside_asr", "batch_size", "device"}}
 
@@ -99,6 +101,21 @@ class Host(Protocol):
     def check_free_space(self, path: Path, duration: float) -> None: ...
 
 
+def recording_sha(index: ContentIndex, path: Path) -> tuple[str, tracks.TrackLayout | None, tuple[str, ...]]:
+    """The recording's content hash, its tracks (None: not multitrack) and each track's hash.
+
+    A multitrack recording's hash covers its mix and every track with its file name (the name
+    is the speaker's label): changing, adding or renaming a track is a change of the recording.
+    """
+    layout = tracks.layout_for(path)
+    if layout is None:
+        return index.sha256(path), None, ()
+    shas = tuple(index.sha256(t.path) for t in layout.tracks)
+    parts = {"mix": index.sha256(layout.mix) if layout.mix else None,
+             "tracks": [[t.path.name, sha] for t, sha in zip(layout.tracks, shas)]}  # fmt: skip
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest(), layout, shas
+
+
 def settings(profile: Profile, name: str) -> dict:
     """A profile section as it enters the cache keys and the observation set's parameters."""
     data = getattr(profile, name).model_dump(mode="json")
@@ -110,8 +127,10 @@ def settings(profile: Profile, name: str) -> dict:
 class Chain:
     """One recording's artifacts, each computed (or read from the cache) once."""
 
-    def __init__(self, host: Host, path: Path, sha: str, meta: RecordingMeta, result: RecordingResult | None = None):
+    def __init__(self, host: Host, path: Path, sha: str, meta: RecordingMeta, result: RecordingResult | None = None,
+                 layout: tracks.TrackLayout | None = None, track_shas: tuple[str, ...] = ()):  # fmt: skip
         self.host, self.path, self.sha, self.meta = host, path, sha, meta
+        self.layout, self.track_shas = layout, track_shas
         self.result = result or RecordingResult(path=str(path), status="")
         self.recording_id = sha[:16]
         self.ws, self.profile = host.workspace, host.profile
@@ -129,6 +148,16 @@ class Chain:
                                        STAGE_VERSIONS["transcribe"])  # fmt: skip
         keys["diarize"] = stage_key(keys["extract"], settings(profile, "diarization"), asdict(self.count),
                                     host.diarization_identity(), STAGE_VERSIONS["diarize"])  # fmt: skip
+        if self.layout is not None:
+            # One key whichever way it ends: from the tracks, or by clustering when they fail.
+            named = [[t.path.name, sha] for t, sha in zip(self.layout.tracks, self.track_shas)]
+            keys["diarize"] = stage_key(keys["diarize"], named, self.meta.tracks, settings(profile, "tracks"),
+                                        tracks.vad_identity(), STAGE_VERSIONS["tracks"])  # fmt: skip
+            # Each track's WAV: listed with the stage keys, so that `clean` and a withdrawal
+            # (dataset/withdrawal.py, runs/forget.py) find a participant's own audio too.
+            extract = profile.extract.model_dump(mode="json")
+            for number, sha in enumerate(self.track_shas):
+                keys[f"track{number}"] = stage_key(sha, extract, STAGE_VERSIONS["extract"])
         keys["align"] = stage_key(keys["transcribe"], keys["diarize"], settings(profile, "align"), STAGE_VERSIONS["align"])
         keys["segment"] = stage_key(keys["align"], settings(profile, "segment"), STAGE_VERSIONS["segment"])
         return keys
@@ -169,6 +198,12 @@ class Chain:
     def _extract_wav(self) -> MediaInfo:
         cfg, key = self.profile.extract, self.keys["extract"]
         self._report("extract")
+        if self.layout is not None and self.layout.mix is None:
+            info = audio.probe(self.layout.tracks[0].path)
+            self.host.check_free_space(self.path, info.duration)
+            media = self._timed("extract", lambda: tracks.mix_tracks(self.layout.tracks, self.wav, cfg.sample_rate))
+            self.ws.save("extract", key, media)
+            return media
         info = audio.probe(self.path, cfg.audio_stream)
         self.host.check_free_space(self.path, info.duration)
         media = self._timed("extract", lambda: audio.extract(self.path, self.wav, cfg.audio_stream, cfg.sample_rate, info))
@@ -181,9 +216,15 @@ class Chain:
         The diarisation is None when *with_diarization* is false.
         """
         started = time.monotonic()
-        both = with_diarization and not self.cached("transcribe") and not self.cached("diarize")
+        # Activity from tracks takes seconds: beside Whisper it would only load the clustering models.
+        both = (with_diarization and not self.cached("transcribe") and not self.cached("diarize")
+                and self.layout is None)  # fmt: skip
         if both and self.profile.overlap_models:
             transcript, diarization = self._overlapped(media)
+        elif self.layout is not None and with_diarization:
+            # The tracks first: a bad one found after minutes of Whisper would waste them.
+            diarization = self.diarize()
+            transcript = self.transcribe(media)
         else:
             transcript = self.transcribe(media)
             diarization = self.diarize() if with_diarization else None
@@ -262,10 +303,42 @@ class Chain:
                 rate = self.profile.extract.sample_rate
                 return self.host.diarizer()(self.audio(), rate, self.recording_id, self.count, hook)
 
-            diarization = self._timed("diarize", run)
+            diarization = self._timed("diarize", self._from_tracks if self.layout is not None else run)
+            if diarization is None:  # the tracks could not be used: cluster the mix
+                diarization = self._timed("diarize", run).model_copy(update={"note": self._track_note})
             self.ws.save("diarize", key, diarization)
         self.result.speakers = len(diarization.speakers)
+        if diarization.note:
+            self.result.note = diarization.note
         return diarization
+
+    def _from_tracks(self) -> Diarization | None:
+        """Turns from the per-participant tracks; None (and ``_track_note`` says why) when a
+        track cannot be used and the recording has mixed media to cluster instead."""
+        rate = self.profile.extract.sample_rate
+        self._report("diarize: tracks")
+        duration = self.audio().size / rate
+        names = self.meta.tracks or {}
+        try:
+            samples: dict[tracks.Track, np.ndarray] = {}
+            for number, track in enumerate(self.layout.tracks):
+                wav = self.ws.path("extract", self.keys[f"track{number}"], ".wav")
+                if not wav.is_file():
+                    audio.extract(track.path, wav, 0, rate)
+                samples[track] = audio.read_wav(wav)[0]
+            tracks.check_tracks(samples, rate, duration, self.profile.tracks)
+            labelled: dict[str, np.ndarray] = {}
+            for track, data in samples.items():
+                label = names.get(track.path.name) or names.get(track.path.stem) or names.get(track.label) or track.label
+                if label in labelled:
+                    raise tracks.TrackError(f"{track.path}: a second track labelled {label!r}")
+                labelled[label] = data
+        except RecordingError as error:
+            if self.layout.mix is None:  # nothing to cluster instead: the recording fails alone
+                raise StageError.from_input("diarize", error, self.path) from None
+            self._track_note = f"{' '.join(str(error).split())}; diarised by clustering the mix instead"
+            return None
+        return tracks.diarize_tracks(labelled, rate, self.profile.tracks)
 
     def align(self, transcript: Transcript, diarization: Diarization) -> Alignment:
         key = self.keys["align"]
@@ -291,4 +364,9 @@ class Chain:
             "stage_keys": self.keys,
             "speaker_count": asdict(self.count),
             **{name: settings(self.profile, name) for name in ("extract", "asr", "diarization", "align", "segment")},
+            # Kept with the set: whether its turns came from the tracks, and if not, why not.
+            **({"tracks": settings(self.profile, "tracks") | {"files": [t.path.name for t in self.layout.tracks],
+                                                              "used": self.result.note is None,
+                                                              "note": self.result.note}}
+               if self.layout is not None else {}),
         }

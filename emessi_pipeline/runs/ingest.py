@@ -23,7 +23,7 @@ from ..dataset.connection import DatabaseBusyError, connect
 from ..dataset.load import (LoadedRecording, change_kind, finish_run, is_current, load_recording, record_failure,
                             resolve_failures, set_counts, start_run, unresolved_failure)  # fmt: skip
 from ..dataset.withdrawal import removed_on
-from ..stages import audio
+from ..stages import audio, tracks
 from ..stages.diarize import Diarizer, SpeakerCount, pipeline_identity
 from ..stages.models import MissingModelError
 from ..stages.records import Alignment, Diarization, MediaInfo, Observations, Transcript
@@ -31,7 +31,7 @@ from ..stages.transcribe import load_model, resolve_model
 from ..version import __version__
 from . import devices, environment, memory, privacy
 from .budget import Budget, Limits
-from .chain import INPUT_ERRORS, STAGES, Chain, RunStopped, StageError
+from .chain import INPUT_ERRORS, STAGES, Chain, RunStopped, StageError, recording_sha
 from .interrupts import protected
 from .lock import RunLock
 from .manifest import RecordingMeta, find_manifest, metadata_for, read_manifest
@@ -231,7 +231,7 @@ class Ingestor:
              shard: Shard | None, cached_only: bool) -> IngestSummary:  # fmt: skip
         started = time.monotonic()
         run_id = dt.datetime.now().strftime("%Y%m%dT%H%M%S-") + secrets.token_hex(3)
-        paths = audio.find_recordings(source, skip=own_files(self.workspace.root, self.database_path))
+        paths = tracks.find_recordings(source, skip=own_files(self.workspace.root, self.database_path))
         if shard is not None:
             paths = shard.select(paths, source)
         index = ContentIndex(self.workspace.root / "content-index.json")
@@ -316,7 +316,7 @@ class Ingestor:
                  run_id: str, result: RecordingResult, cached_only: bool) -> None:  # fmt: skip
         _check_settled(path, self.settle_seconds)
         try:
-            sha = index.sha256(path)
+            sha, layout, track_shas = recording_sha(index, path)
         except OSError as error:
             raise StageError("extract", f"{path}: cannot read it ({error.strerror or error})") from None
         result.recording_id = sha[:16]
@@ -329,7 +329,7 @@ class Ingestor:
             raise StageError("discover", f"{path}: removed from the dataset on {removed:%Y-%m-%d} (emessi forget "
                                          "--recording); take the file out of the folder")  # fmt: skip
         with _failing_as("extract", path):
-            chain = Chain(self, path, sha, meta, result)
+            chain = Chain(self, path, sha, meta, result, layout, track_shas)
             self.artifacts_made[str(path)] = {"set_id": chain.set_id, "stage_keys": dict(chain.keys)}
             if db is not None:
                 with db.open() as con:
@@ -395,7 +395,8 @@ class Ingestor:
         """The cache key of every stage for *path* under this profile (the artifacts' names)."""
         path = Path(path)
         index = ContentIndex(self.workspace.root / "content-index.json")
-        return dict(Chain(self, path, index.sha256(path), meta or RecordingMeta()).keys)
+        sha, layout, track_shas = recording_sha(index, path)
+        return dict(Chain(self, path, sha, meta or RecordingMeta(), None, layout, track_shas).keys)
 
     def check_free_space(self, path: Path, duration: float) -> None:
         """Refuse to extract when the workspace cannot hold the WAV (16-bit mono) and a margin."""

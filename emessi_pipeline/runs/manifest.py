@@ -13,6 +13,8 @@ Manifest columns (all but ``file`` optional):
 ``speakers``          expected number of speakers (fixes the diarisation count)
 ``min_speakers``      lower bound when the count is not known
 ``max_speakers``      upper bound when the count is not known
+``tracks``            per-participant tracks' labels: ``track=P01; other=P02`` (a track is
+                      named by its file name, its stem or its label; docs/multitrack.md)
 ====================  ==========================================================
 """
 

@@ -14,6 +14,7 @@ class RecordingResult:
     change: str | None = None  # "new", "changed" (new content at a known path) or None
     stage: str | None = None  # where it failed
     message: str | None = None
+    note: str | None = None  # done, with a caveat (per-participant tracks not used, and why)
     duration_s: float = 0.0
     speakers: int = 0
     observations: int = 0

@@ -11,14 +11,21 @@ from pathlib import Path
 
 from ..dataset.connection import open_reader
 from ..dataset.load import loaded_set, unresolved_failure
-from ..stages import audio
-from .chain import STAGES, Chain, Host
+from ..stages import audio, tracks
+from .chain import STAGES, Chain, Host, recording_sha
 from .manifest import find_manifest, metadata_for, read_manifest
 from .workspace import ContentIndex
 
 
 def file_signature(path: Path) -> str:
-    """What a recorded failure remembers of the file: until it changes, the failure stands."""
+    """What a recorded failure remembers of the file (and of its tracks, when it has them):
+    until it changes, the failure stands."""
+    layout = tracks.layout_for(path)
+    files = [path] if layout is None else [*([layout.mix] if layout.mix else []), *(t.path for t in layout.tracks)]
+    return "+".join(_signature(p) for p in files) if files else "missing"
+
+
+def _signature(path: Path) -> str:
     try:
         stat = path.stat()
     except OSError:
@@ -49,7 +56,7 @@ def recording_status(host: Host, database_path: Path | None, source: Path,
             con = open_reader(database_path)
         except Exception as error:  # noqa: BLE001 - status must still show the workspace
             note = f"database not readable now ({' '.join(str(error).split())[:120]})"
-    rows = [_row(host, p, source, manifest, index, con) for p in audio.find_recordings(source, skip=own_files(host.workspace.root, database_path))]
+    rows = [_row(host, p, source, manifest, index, con) for p in tracks.find_recordings(source, skip=own_files(host.workspace.root, database_path))]
     if con is not None:
         con.close()
     return rows, note
@@ -60,7 +67,8 @@ def _row(host: Host, path: Path, source: Path, manifest, index: ContentIndex, co
     failure = unresolved_failure(con, path, file_signature(path)) if con is not None else None
     try:
         meta = metadata_for(path, source, manifest, host.profile.metadata.filename_pattern)
-        chain = Chain(host, path, index.sha256(path), meta)
+        sha, layout, track_shas = recording_sha(index, path)
+        chain = Chain(host, path, sha, meta, None, layout, track_shas)
     except OSError as error:
         row["stages"]["extract"], row["cause"] = "failed", f"cannot read it ({error.strerror or error})"
         return row

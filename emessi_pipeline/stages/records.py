@@ -23,6 +23,19 @@ class RecordingMeta(BaseModel):
     speakers: int | None = Field(None, ge=1)
     min_speakers: int | None = Field(None, ge=1)
     max_speakers: int | None = Field(None, ge=1)
+    # Per-participant tracks: a track's name (file name, stem or label) to the label it gets.
+    tracks: dict[str, str] | None = None
+
+    @field_validator("tracks", mode="before")
+    @classmethod
+    def _track_pairs(cls, value):
+        """CSV cells say ``name=P01; other=P02``."""
+        if isinstance(value, str) and value.strip():
+            pairs = [p.split("=", 1) for p in value.split(";") if p.strip()]
+            if any(len(p) != 2 for p in pairs):
+                raise ValueError("tracks must read 'track=id; track=id'")
+            return {a.strip(): b.strip() for a, b in pairs}
+        return value
 
     @field_validator("*", mode="before")
     @classmethod
@@ -81,6 +94,8 @@ class Diarization(Record):
     turns: tuple[SpeakerTurn, ...]  # overlap-aware: turns of different speakers may overlap
     exclusive_turns: tuple[SpeakerTurn, ...]  # at most one speaker at any time
     num_speakers_requested: int | None = None
+    source: str = "clustering"  # or "tracks": from per-participant tracks (stages/tracks.py)
+    note: str | None = None  # why a multitrack recording was diarised by clustering instead
 
 
 class AlignedWord(Record):
