@@ -634,12 +634,14 @@ def export_table(
     target: Annotated[Path, typer.Argument(help="Output .parquet, .csv or .xlsx.")],
     with_names: WithNames = False,
     delimiter: Delimiter = "auto",
+    with_voiceprints: Annotated[bool, typer.Option("--with-voiceprints", help="Allow exporting the voiceprints table (biometric personal data).")] = False,
     db: Db = DEFAULT_DB,
 ) -> None:
     """Write any table or view to Parquet, CSV or XLSX (for R, SPSS, pandas, Excel).
 
     Columns with participants' names (participant_name; name of `participants`) are left out
-    unless --with-names. CSV is UTF-8 with a byte-order mark (Excel shows ä and ö).
+    unless --with-names; the voiceprints table is refused unless --with-voiceprints. CSV is
+    UTF-8 with a byte-order mark (Excel shows ä and ö).
 
     Examples:
 
@@ -651,7 +653,7 @@ def export_table(
     from ..dataset.sheets import resolve_delimiter
 
     with dataset(db) as con:
-        rows = export_relation(con, name, target, with_names, resolve_delimiter(delimiter))
+        rows = export_relation(con, name, target, with_names, resolve_delimiter(delimiter), with_voiceprints)
     out.print(f"{rows} rows → {target}", highlight=False)
 
 
