@@ -9,7 +9,7 @@ and averaged, as Resemblyzer's own ``embed_utterance`` does for a whole utteranc
 
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -169,9 +169,11 @@ def embedder_identity(name: str) -> str:
     return models.SHIPPED_MODELS[name].identity
 
 
+@lru_cache(maxsize=2)
 def speaker_embedder(name: str) -> SpeakerEmbedder:
     """The speaker embedder a profile names (``voiceprints.embedding``), loaded from the shipped
-    models: the one place another embedder is added (a ``name`` branch returning its own model)."""
+    models: the one place another embedder is added (a ``name`` branch returning its own model).
+    Kept loaded: the workbench learns a voice on every assignment."""
     from . import models
 
     if name == "resemblyzer-ge2e":
