@@ -60,7 +60,7 @@ class Voices:
     def identity(self) -> str:
         if self.embedder_factory is not None:
             return self.embedder.identity
-        from ..stages.embedding import embedder_identity
+        from ..stages.models import embedder_identity
 
         return embedder_identity(self.config.embedding)
 

@@ -159,16 +159,6 @@ class SpeakerEmbedder:
         return out
 
 
-def embedder_identity(name: str) -> str:
-    """The identity :func:`speaker_embedder` would give, without loading the model."""
-    from . import models
-
-    if name not in models.SHIPPED_MODELS or models.SHIPPED_MODELS[name].kind != "embedding":
-        known = [n for n, m in models.SHIPPED_MODELS.items() if m.kind == "embedding"]
-        raise models.MissingModelError(f"no speaker embedder {name!r} for voiceprints (known: {', '.join(known)})")
-    return models.SHIPPED_MODELS[name].identity
-
-
 @lru_cache(maxsize=2)
 def speaker_embedder(name: str) -> SpeakerEmbedder:
     """The speaker embedder a profile names (``voiceprints.embedding``), loaded from the shipped
@@ -179,5 +169,5 @@ def speaker_embedder(name: str) -> SpeakerEmbedder:
     if name == "resemblyzer-ge2e":
         folder = models.resolve_shipped(name)
         return SpeakerEmbedder(models.SHIPPED_MODELS[name].identity, ResemblyzerEmbedding(folder / "pretrained.pt"), 256)
-    known = [n for n, m in models.SHIPPED_MODELS.items() if m.kind == "embedding"]
-    raise models.MissingModelError(f"no speaker embedder {name!r} for voiceprints (known: {', '.join(known)})")
+    models.embedder_identity(name)  # says which names there are
+    raise models.MissingModelError(f"no speaker embedder {name!r} for voiceprints")
