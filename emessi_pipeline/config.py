@@ -159,7 +159,7 @@ class VoiceprintConfig(Section):
     split_margin: float = Field(0.05, ge=0, le=2)
     # At ingest, record suggestions at or above apply_min_score as `auto` assignments (off by default).
     apply_at_ingest: bool = False
-    apply_min_score: float = Field(0.85, ge=-1, le=1)
+    apply_min_score: float = Field(0.80, ge=-1, le=1)
 
 
 class MetadataConfig(Section):

@@ -35,7 +35,7 @@ def sessions(make_ingestor, tmp_path_factory):
     db, work = root / "base.duckdb", root / "work"
     summary = make_ingestor(workspace=work, db=db, overrides={"asr.language": "en"}).run(folder)
     assert not summary.failed
-    return db, work
+    return db, work, folder
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def db(sessions, tmp_path) -> Path:
 def assigned(sessions, tmp_path_factory):
     """The sessions with the first one's labels assigned by a person: (db, workspace, label →
     participant, what the CLI said)."""
-    base, work = sessions
+    base, work, _ = sessions
     db = tmp_path_factory.mktemp("assigned") / "assigned.duckdb"
     shutil.copy(base, db)
     truth = reference_labels(db, FIRST, 0.0)
@@ -155,6 +155,22 @@ def test_unassigning_and_withdrawing_take_the_voiceprint_out_and_exports_leave_i
     # Nothing left to compare with: one line saying what to do.
     none = emessi("speakers", "suggest", SECOND, "--db", db, "-w", work, code=2)
     assert "has a voiceprint" in none.output and "Traceback" not in none.output
+
+
+def test_the_profile_can_apply_suggestions_at_ingest(sessions, assigned, adb, make_ingestor):
+    _, work, _, _ = assigned
+    expected = reference_labels(adb, SECOND, SPLIT_S)
+    # A changed segmentation setting re-runs only segmenting and loading (the models' output is
+    # cached), so both sessions get a new set: the first keeps its person's assignments (carried).
+    overrides = {"asr.language": "en", "segment.max_pause": 1.4, "voiceprints.apply_at_ingest": True,
+                 "voiceprints.apply_min_score": 0.5}  # fmt: skip
+    summary = make_ingestor(workspace=work, db=adb, overrides=overrides).run(sessions[2])
+    assert not summary.failed
+    by_name = {Path(r.path).stem: r for r in summary.results}
+    assert (by_name[FIRST].auto_assigned, by_name[SECOND].auto_assigned) == (0, len(expected))
+    rows = read(adb, "SELECT speaker_label, participant_id, assigned_by FROM current_speaker_assignments "
+                     "WHERE recording_id = (SELECT recording_id FROM recordings WHERE name = ?) ORDER BY 1", [SECOND])  # fmt: skip
+    assert rows == [(label, p, "auto") for label, p in sorted(reference_labels(adb, SECOND, SPLIT_S).items())]
 
 
 def test_missing_audio_keeps_the_assignment_and_says_what_is_needed(db, tmp_path):
