@@ -153,6 +153,32 @@ class ReviewConfig(Section):
     minor_speaker_max_s: float = Field(5.0, ge=0)
 
 
+class VoiceprintConfig(Section):
+    """Voiceprints (`emessi speakers suggest`): who each label of a new session most likely is.
+
+    They change no cached stage artifact or set id; the embedder's identity is kept with every
+    print, since prints of different embedders cannot be compared. Thresholds: docs/accuracy.md.
+    """
+
+    # A shipped embedding model (stages/embedding.speaker_embedder); another embedder is swapped in here.
+    embedding: str = "resemblyzer-ge2e"
+    # Clean stretches: observations without overlap, at least this long, with Whisper this sure.
+    min_stretch_s: float = Field(1.5, gt=0)
+    min_word_prob: float = Field(0.5, ge=0, le=1)
+    # At most this much of a label's speech is embedded (the longest clean stretches first), so an
+    # assignment in the workbench takes seconds, not minutes, on a long meeting.
+    max_speech_s: float = Field(120.0, gt=0)
+    # Robust average: stretches least like the mean are left out (this share, with 5 or more).
+    trim_share: float = Field(0.2, ge=0, lt=1)
+    # Below this cosine a label is "unknown"; a second label this close to the same person's
+    # best label (score within split_margin) is reported as one person split in two.
+    threshold: float = Field(0.75, ge=-1, le=1)
+    split_margin: float = Field(0.05, ge=0, le=2)
+    # At ingest, record suggestions at or above apply_min_score as `auto` assignments (off by default).
+    apply_at_ingest: bool = False
+    apply_min_score: float = Field(0.80, ge=-1, le=1)
+
+
 class MetadataConfig(Section):
     # Named groups group, session, date, speakers are read from the file name.
     filename_pattern: str | None = None
@@ -183,6 +209,7 @@ class Profile(BaseModel):
     segment: SegmentConfig = SegmentConfig()
     tracks: TracksConfig = TracksConfig()
     review: ReviewConfig = ReviewConfig()
+    voiceprints: VoiceprintConfig = VoiceprintConfig()
     metadata: MetadataConfig = MetadataConfig()
 
 

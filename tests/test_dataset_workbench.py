@@ -148,6 +148,6 @@ def test_speakers_move_on_the_command_line_and_a_version_5_database_upgrades(db)
     con.execute("DROP TABLE speaker_corrections")
     con.execute("UPDATE schema_info SET value = '5' WHERE key = 'schema_version'")
     con.close()
-    assert "brought up to date (schema 6)" in emessi("upgrade", "--db", db).output
+    assert "brought up to date (schema 7)" in emessi("upgrade", "--db", db).output
     assert read(db, "SELECT count(*) FROM speaker_corrections") == [(0,)]
     assert read(db, "SELECT speaker_label FROM utterances WHERE observation_id = ?", [obs]) == [(label,)]

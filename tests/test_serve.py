@@ -368,6 +368,28 @@ def test_an_observation_is_moved_and_an_assignment_undone_in_the_browser(served,
     assert page.errors == []
 
 
+def test_a_suggestion_from_voiceprints_is_shown_and_confirmed_in_the_browser(served, page):
+    from emessi_pipeline.dataset.connection import open_writer
+    from emessi_pipeline.dataset.voiceprints import Suggestion, apply
+
+    db, base, token, rid = served
+    emessi("participants", "add", "G1-P07", "--group", "G1", "--db", db)
+    # What `emessi speakers suggest --apply` records, without computing the voiceprints here.
+    with open_writer(db, wait=30) as con:
+        (applied,) = apply(con, rid, [Suggestion("SPEAKER_03", "G1-P07", 0.912)], 0.5)
+    assert applied.outcome == "assigned"
+    page.goto(f"{base}/r/{rid}/speakers")
+    who = page.locator("tr[data-label='SPEAKER_03'] .who")
+    assert "G1-P07" in who.text_content() and "suggested from voiceprints, score 0.91" in who.text_content()
+    with page.expect_navigation():
+        who.locator("form.confirm button").click()
+    assert page.locator("tr[data-label='SPEAKER_03'] .who .auto").count() == 0
+    assert query(db, f"SELECT participant_id, assigned_by, score FROM current_speaker_assignments "
+                     f"WHERE recording_id = '{rid}' AND speaker_label = 'SPEAKER_03'") == \
+        [{"participant_id": "G1-P07", "assigned_by": "anna", "score": None}]  # fmt: skip
+    assert page.errors == []
+
+
 def test_serve_says_what_is_wrong_in_one_line(tmp_path):
     result = emessi("serve", "--db", tmp_path / "none.duckdb", "--no-browser", code=2)
     assert "no such database" in result.output and "Traceback" not in result.output

@@ -15,9 +15,11 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from .common import DEFAULT_DB, AsJson, Db, RecordingArg, WithNames, dataset, err, fail, out, print_table, quantity
+from .common import (DEFAULT_DB, DEFAULT_WORKSPACE, AsJson, Db, ProfileOpt, RecordingArg, Work, WithNames, dataset, err,
+                     fail, out, print_table, quantity)  # fmt: skip
 
-speakers_app = typer.Typer(help="Who each diarised speaker is: list labels, assign participants and roles.\n\n"
+speakers_app = typer.Typer(help="Who each diarised speaker is: list labels, assign participants and roles, "
+                           "suggest them from voiceprints.\n\n"
                            "Example:\n\n  emessi speakers list G1_S3 --samples samples/", no_args_is_help=True)  # fmt: skip
 participants_app = typer.Typer(help="The participant registry (pseudonymous ids per group).\n\n"
                                "Example:\n\n  emessi participants add G1-P03 --group G1", no_args_is_help=True)  # fmt: skip
@@ -134,11 +136,15 @@ def speakers_assign(
     name: Annotated[Optional[str], typer.Option("--name", help="The participant's name (of --participant, or of the one assigned).")] = None,
     by: Annotated[Optional[str], typer.Option("--by", help="Who made the assignment.")] = None,
     db: Db = DEFAULT_DB,
+    workspace: Work = DEFAULT_WORKSPACE,
+    profile: ProfileOpt = "default",
 ) -> None:
     """Say who a diarisation label is (survives re-ingest: carried to the matching label).
 
     Only the fields given change: --role alone keeps the participant, --name alone names the
-    participant assigned.
+    participant assigned. The participant's voiceprint learns from the label's clean speech in
+    the recording's extracted audio (in --workspace); confirming an `auto` suggestion is
+    assigning the same participant.
 
     Example:
 
@@ -148,9 +154,35 @@ def speakers_assign(
 
     with dataset(db, write=True) as con:
         now_in_force, changed = assign_fields(con, recording, label, participant, role, name, by)
-    named = f" (named {name})" if name is not None else ""
-    out.print(f"{label} → {now_in_force.participant_id or '-'} ({now_in_force.role}){named}"
-              + ("" if changed or name is not None else " (already so)"), highlight=False)  # fmt: skip
+        named = f" (named {name})" if name is not None else ""
+        out.print(f"{label} → {now_in_force.participant_id or '-'} ({now_in_force.role}){named}"
+                  + ("" if changed or name is not None else " (already so)"), highlight=False)  # fmt: skip
+        learn_voices(con, [recording], workspace, profile)
+
+
+def learn_voices(con, recordings: list[str], workspace: Path, profile: str) -> None:
+    """Bring the recordings' parts of the voiceprints in line with their assignments and say what
+    was learnt; missing audio or models leave the assignments as they are, with a warning."""
+    from ..config import load_profile
+    from ..runs.workspace import voices
+    from ..stages.models import MissingModelError
+    from ..dataset.voiceprints import refresh
+
+    try:
+        source = voices(load_profile(profile), workspace)
+        learnt = [item for rec in dict.fromkeys(recordings) for item in refresh(con, rec, source)]
+    except (MissingModelError, FileNotFoundError, ValueError) as error:
+        err.print(f"[yellow]warning:[/] voiceprints not updated: {' '.join(str(error).split())}", highlight=False, soft_wrap=True)
+        return
+    for item in learnt:
+        if item.status == "built":
+            err.print(f"voiceprint of {item.participant_id}: learnt from {item.speech_s:.1f} s of {item.recording} "
+                      f"({', '.join(item.speaker_labels)})", highlight=False, soft_wrap=True)  # fmt: skip
+        elif item.status == "removed":
+            err.print(f"voiceprint of {item.participant_id}: {item.recording} taken out", highlight=False, soft_wrap=True)
+        elif item.status != "unchanged":
+            err.print(f"[yellow]warning:[/] voiceprint of {item.participant_id} not updated: {item.note}",
+                      highlight=False, soft_wrap=True)  # fmt: skip
 
 
 @speakers_app.command("import")
@@ -158,8 +190,12 @@ def speakers_import(
     csv_file: Annotated[Path, typer.Argument(help="CSV with columns recording, speaker_label, participant, role[, name].")],
     by: Annotated[Optional[str], typer.Option("--by", help="Who made the assignments.")] = None,
     db: Db = DEFAULT_DB,
+    workspace: Work = DEFAULT_WORKSPACE,
+    profile: ProfileOpt = "default",
 ) -> None:
     """Assign many labels at once from a CSV: all rows are checked first, then all go in or none.
+
+    The voiceprints learn from every recording named, as with `emessi speakers assign`.
 
     Example:
 
@@ -174,7 +210,92 @@ def speakers_import(
             raise DatasetError(f"{csv_file}: no such file")
         rows = read_assignment_csv(csv_file)
         changed = assign(con, rows, by)
-    out.print(f"{len(rows)} rows, {changed} assignments changed", highlight=False)
+        out.print(f"{len(rows)} rows, {changed} assignments changed", highlight=False)
+        learn_voices(con, [r.recording for r in rows], workspace, profile)
+
+
+@speakers_app.command("suggest")
+def speakers_suggest(
+    recording: RecordingArg,
+    apply: Annotated[bool, typer.Option("--apply", help="Record the suggestions scoring at least --min-score as assignments by `auto`.")] = False,
+    min_score: Annotated[Optional[float], typer.Option("--min-score", help="With --apply: the lowest score applied (default: the profile's voiceprints.apply_min_score).")] = None,
+    db: Db = DEFAULT_DB,
+    workspace: Work = DEFAULT_WORKSPACE,
+    profile: ProfileOpt = "default",
+    as_json: AsJson = False,
+) -> None:
+    """Suggest who each speaker label is, from the voiceprints of the recording's group.
+
+    One participant per label (Hungarian assignment on cosine scores); a label below the
+    profile's threshold is unknown, and a second label that looks like a person already taken is
+    reported as possibly one person split in two. --apply records the suggestions as assignments
+    made by `auto`, with their score; a person's assignment is never replaced, and a person
+    confirms one by assigning it (`emessi speakers assign`, or the workbench's confirm button).
+
+    Examples:
+
+      emessi speakers suggest G1_S4 --json
+
+      emessi speakers suggest G1_S4 --apply --min-score 0.85
+    """
+    from ..config import load_profile
+    from ..dataset import voiceprints
+    from ..runs.workspace import voices
+    from ..stages.models import MissingModelError
+
+    if min_score is not None and not apply:
+        fail("--min-score goes with --apply")
+    try:
+        prof = load_profile(profile)
+    except (FileNotFoundError, ValueError) as error:
+        fail(error)
+    with dataset(db, write=apply) as con:
+        try:
+            found = voiceprints.suggest(con, recording, voices(prof, workspace))
+        except MissingModelError as error:
+            fail(error)
+        applied = voiceprints.apply(con, recording, found, prof.voiceprints.apply_min_score if min_score is None else min_score) if apply else []
+    outcome = {a.speaker_label: a.outcome for a in applied}
+    if as_json:
+        print(json.dumps([s.to_dict() | ({"applied": outcome.get(s.speaker_label)} if apply else {}) for s in found],
+                         ensure_ascii=False, indent=2))  # fmt: skip
+        return
+    rows = []
+    for s in found:
+        rows.append((s.speaker_label, s.participant or "unknown", "" if s.score is None else f"{s.score:.3f}",
+                     ", ".join(f"{c['participant']} {c['score']:.2f}" for c in s.candidates),
+                     f"{s.assigned} ({s.assigned_by or 'a person'})" if s.assigned else "", s.note,
+                     *([outcome.get(s.speaker_label, "")] if apply else [])))  # fmt: skip
+    print_table(["label", "suggested", "score", "closest", "assigned now", "note", *(["applied"] if apply else [])], rows)
+
+
+@speakers_app.command("voiceprints")
+def speakers_voiceprints(
+    recording: Annotated[Optional[str], typer.Argument(help="Learn again from this recording's assignments (e.g. after re-extracting its audio).")] = None,
+    group: Annotated[Optional[str], typer.Option("--group", help="Only this group's participants.")] = None,
+    db: Db = DEFAULT_DB,
+    workspace: Work = DEFAULT_WORKSPACE,
+    profile: ProfileOpt = "default",
+    as_json: AsJson = False,
+) -> None:
+    """List the participants' voiceprints (embedder, sessions, seconds of speech; never the vectors).
+
+    Examples:
+
+      emessi speakers voiceprints --group G1
+
+      emessi speakers voiceprints G1_S3 -w emessi-work
+    """
+    from ..dataset.voiceprints import summary
+
+    with dataset(db, write=recording is not None) as con:
+        if recording is not None:
+            learn_voices(con, [recording], workspace, profile)
+        rows = summary(con, group)
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    print_table(["participant", "group", "embedder", "sessions", "speech s", "recordings"], [tuple(r.values()) for r in rows])
 
 
 # ---------------------------------------------------------------- codebook
@@ -513,12 +634,14 @@ def export_table(
     target: Annotated[Path, typer.Argument(help="Output .parquet, .csv or .xlsx.")],
     with_names: WithNames = False,
     delimiter: Delimiter = "auto",
+    with_voiceprints: Annotated[bool, typer.Option("--with-voiceprints", help="Allow exporting the voiceprints table (biometric personal data).")] = False,
     db: Db = DEFAULT_DB,
 ) -> None:
     """Write any table or view to Parquet, CSV or XLSX (for R, SPSS, pandas, Excel).
 
     Columns with participants' names (participant_name; name of `participants`) are left out
-    unless --with-names. CSV is UTF-8 with a byte-order mark (Excel shows ä and ö).
+    unless --with-names; the voiceprints table is refused unless --with-voiceprints. CSV is
+    UTF-8 with a byte-order mark (Excel shows ä and ö).
 
     Examples:
 
@@ -530,7 +653,7 @@ def export_table(
     from ..dataset.sheets import resolve_delimiter
 
     with dataset(db) as con:
-        rows = export_relation(con, name, target, with_names, resolve_delimiter(delimiter))
+        rows = export_relation(con, name, target, with_names, resolve_delimiter(delimiter), with_voiceprints)
     out.print(f"{rows} rows → {target}", highlight=False)
 
 

@@ -12,8 +12,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import DEFAULT_DB, AsJson, Db, RecordingArg, dataset, out, print_table
-from .dataset import coding_app, participants_app, speakers_app
+from .common import DEFAULT_DB, DEFAULT_WORKSPACE, AsJson, Db, ProfileOpt, RecordingArg, Work, dataset, out, print_table
+from .dataset import coding_app, learn_voices, participants_app, speakers_app
 
 By = Annotated[Optional[str], typer.Option("--by", help="Who made the change (kept with it).")]
 
@@ -136,10 +136,12 @@ def coding_revert(
 
 def speakers_unassign(recording: RecordingArg,
                       label: Annotated[str, typer.Argument(help="Diarisation label, e.g. SPEAKER_00.")],
-                      by: By = None, db: Db = DEFAULT_DB) -> None:  # fmt: skip
+                      by: By = None, db: Db = DEFAULT_DB, workspace: Work = DEFAULT_WORKSPACE,
+                      profile: ProfileOpt = "default") -> None:  # fmt: skip
     """Take back who a label is: it counts as unassigned (role unknown) from now on.
 
-    The earlier assignment is kept; assign again to undo.
+    The earlier assignment is kept; assign again to undo. What the participant's voiceprint had
+    learnt from the label is taken out.
 
     Example:
 
@@ -149,10 +151,11 @@ def speakers_unassign(recording: RecordingArg,
 
     with dataset(db, write=True) as con:
         was = unassign(con, recording, label, by)
-    if was is None:
-        out.print(f"{label} was not assigned (nothing changed)", highlight=False)
-    else:
-        out.print(f"{label}: {was.participant_id or '-'} ({was.role}) → unassigned", highlight=False)
+        if was is None:
+            out.print(f"{label} was not assigned (nothing changed)", highlight=False)
+        else:
+            out.print(f"{label}: {was.participant_id or '-'} ({was.role}) → unassigned", highlight=False)
+            learn_voices(con, [recording], workspace, profile)
 
 
 def speakers_move(observation: Annotated[str, typer.Argument(help="Observation id (or a unique start of it).")],

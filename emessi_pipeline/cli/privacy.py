@@ -117,7 +117,7 @@ def _print(removal: Removal, change: WorkspaceChange, samples: list[str], verb: 
     rows = [("observations", f"{removal.observations} ({turns})"), ("words", removal.words),
             ("codings", removal.codings), ("text corrections", removal.corrections),
             ("review flags", removal.review_flags), ("speaker assignments", removal.assignments),
-            ("name", "yes" if removal.name else "none stored"), ("voiceprint", "none stored"),
+            ("name", "yes" if removal.name else "none stored"), ("voiceprint sessions", removal.voiceprints),
             ("workspace artifacts rewritten", len(change.rewritten)), ("workspace files removed", len(change.removed)),
             ("listening samples", len(samples))]  # fmt: skip
     for label, value in rows:

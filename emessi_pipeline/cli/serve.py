@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import duckdb
 import typer
 
-from .common import DEFAULT_DB, Db, Exit, err, fail, out
+from .common import DEFAULT_DB, DEFAULT_WORKSPACE, Db, Exit, ProfileOpt, Work, err, fail, out
 
 LOCAL = "127.0.0.1"
 
@@ -26,6 +26,8 @@ def serve(
     new_coder: Annotated[bool, typer.Option("--new-coder", help="Let a coder the registry does not know code here (registered at their first write); without it, an unknown name is refused.")] = False,
     host: Annotated[str, typer.Option("--host", help="Interface to listen on; anything but 127.0.0.1 lets other machines reach the workbench (they still need the token).")] = LOCAL,
     browser: Annotated[bool, typer.Option("--browser/--no-browser", help="Open the workbench in a browser, where there is one.")] = True,
+    workspace: Work = DEFAULT_WORKSPACE,
+    profile: ProfileOpt = "default",
 ) -> None:
     """Open the workbench: the media beside the transcript, coding by keyboard, text corrections,
     speakers, the review list, plots and agreement, in a browser on this machine.
@@ -33,6 +35,8 @@ def serve(
     It listens on 127.0.0.1 only and prints an address with a one-time token; every request
     needs that token (a cookie after the first visit). It works offline. The database stays free
     between requests, so `emessi ingest` and other commands can use it at the same time.
+    Assigning a speaker teaches the participant's voiceprint from the recording's extracted
+    audio in --workspace (with the profile's voiceprint settings).
 
     Example:
 
@@ -56,7 +60,15 @@ def serve(
             probe.bind((host, port))
     except OSError as error:
         fail(f"cannot listen on {host}:{port}: {error.strerror or error} (another program uses the port? try --port)", Exit.USAGE)
-    settings = Settings(db=db.resolve(), coder=coder, new_coder=new_coder, host=host)
+    from ..config import load_profile
+    from ..runs.workspace import voices
+
+    try:
+        prof = load_profile(profile)
+    except (FileNotFoundError, ValueError) as error:
+        fail(error, Exit.USAGE)
+    settings = Settings(db=db.resolve(), coder=coder, new_coder=new_coder, host=host,
+                        voices=voices(prof, workspace.resolve()))  # fmt: skip
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     address = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}/?token={settings.token}"
     out.print(f"emessi workbench on {db}:\n\n    {address}\n\nopen that address (the token in it is needed); Ctrl-C stops",

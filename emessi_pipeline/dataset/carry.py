@@ -246,7 +246,7 @@ def _label_overlaps(con, old_set: str, new_set: str) -> dict[tuple[str, str], fl
 
 def _carry_assignments(con, recording_id, old_set, new_set) -> list[str]:
     rows = con.execute(
-        "SELECT assignment_id, speaker_label, participant_id, role, assigned_by FROM speaker_assignments "
+        "SELECT assignment_id, speaker_label, participant_id, role, assigned_by, score FROM speaker_assignments "
         "WHERE set_id = ? AND superseded_at IS NULL ORDER BY speaker_label",
         [old_set],
     ).fetchall()
@@ -254,7 +254,7 @@ def _carry_assignments(con, recording_id, old_set, new_set) -> list[str]:
         return []
     labels = _label_map(con, old_set, new_set)
     outcomes = []
-    for assignment_id, label, participant, role, by in rows:
+    for assignment_id, label, participant, role, by, score in rows:
         match = labels.get(label) or Match(None, [], "the label shares no time with any label of the new set")
         if match.target is None:
             outcomes.append(_log(con, recording_id, old_set, new_set, "assignment", assignment_id, label, "review", match))
@@ -269,7 +269,8 @@ def _carry_assignments(con, recording_id, old_set, new_set) -> list[str]:
             conflict = Match(None, match.candidates, f"{match.target} is already assigned to {current[0]} ({current[1]})")
             outcomes.append(_log(con, recording_id, old_set, new_set, "assignment", assignment_id, label, "review", conflict))
         else:
-            write_assignment(con, recording_id, match.target, participant, role, by, assignment_id, set_id=new_set)
+            write_assignment(con, recording_id, match.target, participant, role, by, assignment_id, set_id=new_set,
+                             score=score)
             outcomes.append(_log(con, recording_id, old_set, new_set, "assignment", assignment_id, label, "carried", match))
     return outcomes
 

@@ -28,8 +28,9 @@ from .schema import SCHEMA
 # (TIMESTAMPTZ), recordings replaced by a changed file at the same path; 5: the coders registry
 # (filled from the codings already there), every view ordered, coding batches, participant
 # history, review resolutions; 6: speaker corrections (an observation moved to another label),
-# verdicts on carried work that needed review (carry_resolutions)
-SCHEMA_VERSION = "6"
+# verdicts on carried work that needed review (carry_resolutions); 7: voiceprints, the score of
+# an assignment made from them (`auto`)
+SCHEMA_VERSION = "7"
 
 # DuckDB's `read_only` alone is no sandbox: COPY TO, ATTACH, read_csv('/etc/passwd'), INSTALL
 # all still work. With external access off DuckDB opens no file but the database it was started

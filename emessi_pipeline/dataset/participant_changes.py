@@ -68,6 +68,7 @@ def rename_participant(con, old: str, new: str, changed_by: str | None = None) -
             con.execute("INSERT INTO participants (participant_id, group_id, name, note, created_at) VALUES (?, ?, ?, ?, ?)",
                         [new, group_id, name, note, now()])  # fmt: skip
         con.execute("UPDATE participants SET renamed_to = ? WHERE participant_id = ?", [new, old])
+        con.execute("UPDATE voiceprints SET participant_id = ? WHERE participant_id = ?", [new, old])
         moved = 0
         for recording_id, set_id, label, role in con.execute(
             "SELECT recording_id, set_id, speaker_label, role FROM speaker_assignments "

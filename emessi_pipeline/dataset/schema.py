@@ -134,6 +134,17 @@ CREATE TABLE IF NOT EXISTS carry_resolutions (
     resolution_id VARCHAR PRIMARY KEY, recording_id VARCHAR, new_set_id VARCHAR, kind VARCHAR,
     item_id VARCHAR NOT NULL, outcome VARCHAR NOT NULL CHECK (outcome IN ('placed', 'dismissed', 'reopened')),
     note VARCHAR, resolved_by VARCHAR, resolved_at TIMESTAMPTZ);
+-- An assignment made by `emessi speakers suggest --apply` (assigned_by 'auto') keeps the
+-- voiceprint's cosine score; a person's assignment has none.
+ALTER TABLE speaker_assignments ADD COLUMN IF NOT EXISTS score DOUBLE;
+-- Voiceprints (voiceprints.py): per participant, one row per recording it was learnt from (the
+-- labels a person assigned to them there), so unassigning or withdrawing takes exactly that
+-- session's part out. Personal data: never exported unless asked for (exports/table.py).
+CREATE TABLE IF NOT EXISTS voiceprints (
+    participant_id VARCHAR NOT NULL, recording_id VARCHAR NOT NULL, set_id VARCHAR,
+    speaker_labels VARCHAR[], embedder VARCHAR NOT NULL, vector FLOAT[], speech_s DOUBLE,
+    stretches INTEGER, stretches_used INTEGER, built_at TIMESTAMPTZ,
+    PRIMARY KEY (participant_id, recording_id, embedder));
 """
 
 # Base views: who is speaking (participant and role) and what they said (corrected text).
@@ -141,7 +152,7 @@ BASE_VIEWS = """
 CREATE OR REPLACE VIEW current_speaker_assignments AS
     SELECT a.recording_id, a.set_id, a.speaker_label, a.participant_id, a.role,
            p.name AS participant_name, coalesce(p.group_id, r.group_id) AS group_id,
-           a.assigned_by, a.assigned_at, a.carried_from
+           a.assigned_by, a.assigned_at, a.carried_from, a.score
     FROM speaker_assignments a
     JOIN recordings r ON a.recording_id = r.recording_id AND a.set_id = r.current_set_id
     LEFT JOIN participants p ON a.participant_id = p.participant_id

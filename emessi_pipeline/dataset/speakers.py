@@ -17,6 +17,9 @@ from .schema import ROLES
 from .sheets import read_csv_dicts
 
 PARTICIPANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# Who an assignment is by when voiceprints made it (`emessi speakers suggest --apply`): told apart
+# from a person's, never replacing one, and replaced by a person's confirmation.
+AUTO = "auto"
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,8 @@ def assign(con, assignments: list[Assignment], assigned_by: str | None = None) -
     supersedes the earlier assignment (kept, with `superseded_at`).
     """
     resolved, problems = [], []
+    if assigned_by == AUTO:
+        problems.append(f"--by {AUTO} is kept for suggestions applied from voiceprints (`emessi speakers suggest --apply`)")
     for line, a in enumerate(assignments, start=1):
         where = f"row {line}" if len(assignments) > 1 else a.speaker_label
         try:
@@ -143,24 +148,26 @@ def _assignment_problems(con, rec: Recording, a: Assignment) -> list[str]:
 
 
 def write_assignment(con, rec_or_id, label: str, participant_id: str | None, role: str,
-                     assigned_by: str | None, carried_from: str | None, set_id: str | None = None) -> int:  # fmt: skip
+                     assigned_by: str | None, carried_from: str | None, set_id: str | None = None,
+                     score: float | None = None) -> int:  # fmt: skip
     """Assign one label of a set (the recording's current set unless *set_id*), superseding a
     different assignment in force; returns 1, or 0 when that assignment is already in force.
-    The caller holds the transaction and has checked the assignment."""
+    A person giving the same participant and role as an `auto` assignment confirms it (a new
+    row, theirs). The caller holds the transaction and has checked the assignment."""
     recording_id = rec_or_id.recording_id if isinstance(rec_or_id, Recording) else rec_or_id
     set_id = set_id or rec_or_id.set_id
     current = con.execute(
-        "SELECT assignment_id, participant_id, role FROM speaker_assignments "
+        "SELECT assignment_id, participant_id, role, assigned_by FROM speaker_assignments "
         "WHERE set_id = ? AND speaker_label = ? AND superseded_at IS NULL",
         [set_id, label],
     ).fetchone()
-    if current and (current[1], current[2]) == (participant_id, role):
+    if current and (current[1], current[2]) == (participant_id, role) and (current[3] == AUTO) == (assigned_by == AUTO):
         return 0
     if current:
         con.execute("UPDATE speaker_assignments SET superseded_at = ? WHERE assignment_id = ?", [now(), current[0]])
     con.execute(
-        "INSERT INTO speaker_assignments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-        [new_id(), recording_id, set_id, label, participant_id, role, assigned_by, now(), carried_from],
+        "INSERT INTO speaker_assignments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+        [new_id(), recording_id, set_id, label, participant_id, role, assigned_by, now(), carried_from, score],
     )
     return 1
 

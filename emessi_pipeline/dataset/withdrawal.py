@@ -3,8 +3,8 @@
 Withdrawal removes what a person said, not that someone spoke: every observation assigned to
 them keeps its times as a speaker-less `withdrawn` row (so the turns, latencies and shares of
 the others are computed as before), or goes entirely with *drop_turns*. Their words, texts,
-corrections, codings, review flags, assignments and name are deleted; no voiceprint exists to
-delete (speaker embeddings live only in memory during diarisation).
+corrections, codings, review flags, assignments, name and voiceprint are deleted (the speaker
+embeddings of diarisation live only in memory; `voiceprints` holds the only stored ones).
 
 What was theirs is recorded as time spans of the recording in `withdrawals` (times, no words),
 and a load hook blanks the same spans in any set loaded later, so re-processing the recording
@@ -28,6 +28,7 @@ import duckdb
 from .common import DatasetError, new_id, now, resolve_recording
 from .connection import transaction
 from .participant_changes import participant_aliases
+from .voiceprints import forget_prints
 
 WITHDRAWN = "withdrawn"
 
@@ -45,6 +46,7 @@ class Removal:
     corrections: int = 0
     review_flags: int = 0
     assignments: int = 0
+    voiceprints: int = 0  # sessions a voiceprint had learnt from
     name: bool = False
     drop_turns: bool = False
     # Workspace look-up: per recording id, its sets' stage keys and the withdrawn spans.
@@ -99,6 +101,7 @@ def forget_participant(con, participant_id: str, by: str | None, drop_turns: boo
             _add(removal, scrub(con, recording_id))
         # The ids they had before a rename (participant_changes.py) name the same person.
         aliases = sorted(participant_aliases(con, participant_id))
+        removal.voiceprints = forget_prints(con, participant_ids=aliases)
         con.execute("DELETE FROM speaker_assignments WHERE list_contains(?, participant_id)", [aliases])
         con.execute("DELETE FROM participants WHERE list_contains(?, participant_id)", [aliases])
         con.execute("DELETE FROM participant_history WHERE list_contains(?, participant_id) "
@@ -174,6 +177,7 @@ def forget_recording(con, recording: str, by: str | None, dry_run: bool = False)
         removal.corrections = _count(con.execute(f"DELETE FROM text_corrections WHERE observation_id IN {observations}"))
         removal.review_flags = _count(con.execute("DELETE FROM review_flags WHERE recording_id = ?", [rid]))
         removal.assignments = _count(con.execute("DELETE FROM speaker_assignments WHERE recording_id = ?", [rid]))
+        removal.voiceprints = forget_prints(con, recording_id=rid)
         removal.words = _count(con.execute("DELETE FROM words WHERE recording_id = ?", [rid]))
         removal.observations = _count(con.execute("DELETE FROM observations WHERE recording_id = ?", [rid]))
         paths = [r[0] for r in con.execute("SELECT path FROM recording_files WHERE recording_id = ?", [rid]).fetchall()]

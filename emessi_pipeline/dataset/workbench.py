@@ -16,7 +16,7 @@ from .codebook import MULTI_SEPARATOR, load_active
 from .coding import CodingChange, apply_change, parse_cell, plan_change
 from .common import DatasetError, all_recordings, now, resolve_recording
 from .connection import transaction
-from .speakers import write_assignment
+from .speakers import AUTO, write_assignment
 
 SOURCE = "workbench"
 
@@ -251,6 +251,10 @@ def speaker_labels(con, recording_id: str, first: int = 3) -> list[dict]:
         "SELECT speaker_label, start_s, end_s FROM current_observations WHERE recording_id = ? "
         "QUALIFY row_number() OVER (PARTITION BY speaker_label ORDER BY duration_s DESC, seq) = 1",
         [recording_id]).fetchall()}  # fmt: skip
+    # Who made each assignment: an `auto` one (from voiceprints) waits for a person to confirm it.
+    made = {label: (by, score) for label, by, score in con.execute(
+        "SELECT speaker_label, assigned_by, score FROM current_speaker_assignments WHERE recording_id = ?",
+        [recording_id]).fetchall()}  # fmt: skip
     lines: dict[str, list[str]] = defaultdict(list)
     for label, text in con.execute(
         "SELECT speaker_label, text FROM utterances WHERE recording_id = ? "
@@ -258,7 +262,8 @@ def speaker_labels(con, recording_id: str, first: int = 3) -> list[dict]:
         [recording_id, first]).fetchall():  # fmt: skip
         lines[label].append(text)
     return [{"label": label, "participant": pid, "role": role, "talk_s": talk, "turns": turns,
-             "observations": n, "longest": longest.get(label), "lines": lines.get(label, [])}
+             "observations": n, "longest": longest.get(label), "lines": lines.get(label, []),
+             "auto": made.get(label, (None,))[0] == AUTO, "score": made.get(label, (None, None))[1]}
             for label, pid, role, talk, turns, n in rows]  # fmt: skip
 
 

@@ -423,9 +423,26 @@ class Ingestor:
         with db.open() as con, protected():
             fresh = load_recording(con, item, run_id)
             resolve_failures(con, path=chain.path)
+            if fresh and self.profile.voiceprints.apply_at_ingest:
+                chain.result.auto_assigned = self._suggest(con, chain)
         db.release()
         chain.result.stage_seconds["load"] = round(time.monotonic() - started, 3)
         return fresh
+
+    def _suggest(self, con, chain: Chain) -> int:
+        """Assign the new set's labels from the group's voiceprints, as `emessi speakers suggest
+        --apply` does; a group with no voiceprints yet (or no embedder) is simply left unassigned."""
+        from ..dataset import voiceprints
+        from ..dataset.common import DatasetError
+        from ..stages.models import MissingModelError
+        from .workspace import voices
+
+        try:
+            found = voiceprints.suggest(con, chain.recording_id, voices(self.profile, self.workspace.root))
+            done = voiceprints.apply(con, chain.recording_id, found, self.profile.voiceprints.apply_min_score)
+        except (DatasetError, MissingModelError):
+            return 0
+        return sum(1 for d in done if d.outcome == "assigned")
 
     def speaker_count(self, meta: RecordingMeta) -> SpeakerCount:
         cfg, cli = self.profile.diarization, self.count_override

@@ -22,6 +22,7 @@ class RecordingResult:
     computed: list[str] = field(default_factory=list)  # stages that ran (not cached)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     model_wall_s: float = 0.0  # wall time of transcription and diarisation together (they overlap)
+    auto_assigned: int = 0  # labels assigned from voiceprints at load (profile voiceprints.apply_at_ingest)
 
 
 @dataclass

@@ -96,3 +96,12 @@ class ContentIndex:
                 pass
             atomic_write_bytes(self.path, json.dumps(self.entries, indent=0).encode())
             self.dirty = False
+
+
+def voices(profile, root: Path):
+    """What voiceprints need (dataset/voiceprints.Voices) for a profile and a workspace folder:
+    a recording's extracted WAV is the extract artifact named by the stage key of its set."""
+    from ..dataset.voiceprints import Voices
+
+    space = Workspace(root)
+    return Voices(profile.voiceprints, lambda key: space.path("extract", key, ".wav"), where=f"workspace {root}")

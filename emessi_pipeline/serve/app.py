@@ -67,6 +67,9 @@ class Settings:
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     write_wait: float = field(default_factory=lambda: _wait(WRITE_WAIT_S))
     read_wait: float = field(default_factory=lambda: _wait(READ_WAIT_S))
+    # What voiceprints need (dataset/voiceprints.Voices): an assignment teaches the participant's
+    # voice; None: assignments teach nothing (the workbench started from the API without it).
+    voices: object | None = None
 
 
 class Store:
@@ -432,6 +435,7 @@ def create_app(settings: Settings) -> Starlette:
                 unassign(con, rid, label, coder)
             else:
                 assign(con, [Assignment(rid, label, participant, role)], coder)
+            learn(con, rid)
             stack.pop()
             return {"undone": kind, "recording_id": rid, "label": label, "participant": participant, "role": role}
         if action[0] == "move":
@@ -449,6 +453,21 @@ def create_app(settings: Settings) -> Starlette:
                           "AND speaker_label = ?", [rid, label]).fetchone()  # fmt: skip
         return tuple(row) if row else (None, "unknown")
 
+    def learn(con, rid: str) -> list[str]:
+        """Teach the voiceprints what the recording's assignments say now; what could not be
+        learnt (no audio in the workspace, no model) is said, and the assignment stands."""
+        from ..dataset.voiceprints import refresh
+        from ..stages.models import MissingModelError
+
+        if settings.voices is None:
+            return []
+        try:
+            learnt = refresh(con, rid, settings.voices)
+        except (MissingModelError, DatasetError) as error:
+            return [f"voiceprints not updated: {' '.join(str(error).split())}"]
+        return [f"voiceprint of {item.participant_id}: {item.note or item.status}" for item in learnt
+                if item.status not in ("built", "unchanged", "removed")]  # fmt: skip
+
     def do_assign(con, coder, body):
         rid, label = str(body["recording_id"]), str(body["label"])
         participant = (body.get("participant") or "").strip() or None
@@ -456,7 +475,7 @@ def create_app(settings: Settings) -> Starlette:
         changed = assign(con, [Assignment(rid, label, participant, str(body.get("role") or "unknown"))], coder)
         if changed:
             store.undo[coder].append(("label", "assign", rid, label, *before))
-        return {"changed": changed}
+        return {"changed": changed, "voiceprints": learn(con, rid) if changed else []}
 
     def do_merge(con, coder, body):
         rid, label = str(body["recording_id"]), str(body["label"])
@@ -464,7 +483,7 @@ def create_app(settings: Settings) -> Starlette:
         changed = workbench.merge_labels(con, rid, label, str(body["into"]), coder)
         if changed:
             store.undo[coder].append(("label", "merge", rid, label, *before))
-        return {"changed": changed}
+        return {"changed": changed, "voiceprints": learn(con, rid) if changed else []}
 
     def do_move(con, coder, body):
         moved = move_observation(con, str(body["observation_id"]), str(body["label"]), coder, body.get("note"))

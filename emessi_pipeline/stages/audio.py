@@ -128,6 +128,20 @@ def read_wav(path: Path, block_frames: int = 1 << 20) -> tuple[np.ndarray, int]:
     return samples[:done], rate
 
 
+def read_wav_span(path: Path, start_s: float, end_s: float) -> np.ndarray:
+    """Seconds *start_s* to *end_s* of a mono 16-bit PCM WAV written by :func:`extract`, as
+    float32 in [-1, 1], read without loading the rest of the file."""
+    with wave.open(str(path), "rb") as handle:
+        if handle.getsampwidth() != 2 or handle.getnchannels() != 1:
+            raise MediaError(f"{path}: expected mono 16-bit PCM WAV")
+        rate, total = handle.getframerate(), handle.getnframes()
+        first = min(max(int(round(start_s * rate)), 0), total)
+        last = min(max(int(round(end_s * rate)), first), total)
+        handle.setpos(first)
+        block = np.frombuffer(handle.readframes(last - first), dtype="<i2")
+    return block.astype(np.float32) / 32768.0
+
+
 # A folder holding this file is emessi's own output (a workspace, listening samples, exports):
 # its audio is not a recording. The name is shared by the writers (runs, dataset) and this reader.
 OUTPUT_MARKER = ".emessi-output"

@@ -9,9 +9,10 @@ and averaged, as Resemblyzer's own ``embed_utterance`` does for a whole utteranc
 
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from pyannote.audio import Model
@@ -132,3 +133,41 @@ def _partials(frames: torch.Tensor, length: int = PARTIAL_FRAMES, step: int = PA
     if starts[-1] + length < total:
         starts.append(total - length)
     return [frames[s : s + length] for s in starts]
+
+
+class SpeakerEmbedder:
+    """One vector per stretch of speech, by a named model: what voiceprints are made of.
+
+    *identity* names the model and its weights (``name@sha256:…``): vectors of two embedders
+    live in different spaces, so a voiceprint keeps the identity it was made with and is only
+    compared with vectors of the same one.
+    """
+
+    def __init__(self, identity: str, model: nn.Module, dimension: int):
+        self.identity, self.model, self.dimension = identity, model, dimension
+
+    def embed(self, stretches: list[np.ndarray]) -> np.ndarray:
+        """(n, dimension) unit vectors for *n* 16 kHz mono float waveforms; a row of NaN where a
+        stretch holds too little speech to embed."""
+        out = np.full((len(stretches), self.dimension), np.nan, dtype=np.float32)
+        with torch.inference_mode():
+            for i, samples in enumerate(stretches):
+                if len(samples) < N_FFT:
+                    continue
+                vector = self.model(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))[None, None])
+                out[i] = vector[0].cpu().numpy()
+        return out
+
+
+@lru_cache(maxsize=2)
+def speaker_embedder(name: str) -> SpeakerEmbedder:
+    """The speaker embedder a profile names (``voiceprints.embedding``), loaded from the shipped
+    models: the one place another embedder is added (a ``name`` branch returning its own model).
+    Kept loaded: the workbench learns a voice on every assignment."""
+    from . import models
+
+    if name == "resemblyzer-ge2e":
+        folder = models.resolve_shipped(name)
+        return SpeakerEmbedder(models.SHIPPED_MODELS[name].identity, ResemblyzerEmbedding(folder / "pretrained.pt"), 256)
+    models.embedder_identity(name)  # says which names there are
+    raise models.MissingModelError(f"no speaker embedder {name!r} for voiceprints")

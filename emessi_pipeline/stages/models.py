@@ -120,6 +120,15 @@ SHIPPED_MODELS: dict[str, ShippedModel] = {
 }
 
 
+def embedder_identity(name: str) -> str:
+    """The identity of the speaker embedder *name* (``stages/embedding.speaker_embedder``) without
+    loading it (or torch): voiceprints are filed under it."""
+    if name not in SHIPPED_MODELS or SHIPPED_MODELS[name].kind != "embedding":
+        known = [n for n, m in SHIPPED_MODELS.items() if m.kind == "embedding"]
+        raise MissingModelError(f"no speaker embedder {name!r} for voiceprints (known: {', '.join(known)})")
+    return SHIPPED_MODELS[name].identity
+
+
 def default_model_dir() -> Path:
     env = os.environ.get("EMESSI_MODEL_DIR")
     if env:

@@ -25,16 +25,20 @@ def relations(con) -> list[str]:
     return [r[0] for r in rows]
 
 
+# Biometric data (voiceprints.py): written to a file only when the caller asks for it by name.
+PERSONAL_RELATIONS = {"voiceprints"}
+
 # Columns that hold participants' names: left out of a file unless the caller asks for names.
 NAME_COLUMNS = {"participant_name"}
 NAME_COLUMNS_OF = {"participants": {"name"}}
 
 
-def export_relation(con, name: str, out: Path, with_names: bool = False, delimiter: str = ",") -> int:
+def export_relation(con, name: str, out: Path, with_names: bool = False, delimiter: str = ",",
+                    with_voiceprints: bool = False) -> int:  # fmt: skip
     """Write table or view *name* to *out* (.parquet, .csv or .xlsx); returns the number of rows.
 
     Without *with_names* the columns holding participants' names are left out (the pseudonymous
-    `participant_id` and the role stay)."""
+    `participant_id` and the role stay); the voiceprints are refused without *with_voiceprints*."""
     import pyarrow.parquet as pq
 
     suffix = out.suffix.lower()
@@ -43,6 +47,9 @@ def export_relation(con, name: str, out: Path, with_names: bool = False, delimit
     known = relations(con)
     if name not in known:
         raise DatasetError(f"no table or view {name!r}; there are: {', '.join(known)}")
+    if name in PERSONAL_RELATIONS and not with_voiceprints:
+        raise DatasetError(f"{name} holds voiceprints (biometric personal data): they leave the database only "
+                           "with --with-voiceprints")  # fmt: skip
     columns = [r[0] for r in con.execute(f'DESCRIBE "{name}"').fetchall()]
     hidden = set() if with_names else (NAME_COLUMNS | NAME_COLUMNS_OF.get(name, set())) & set(columns)
     kept = ", ".join(f'"{c}"' for c in columns if c not in hidden)

@@ -242,6 +242,13 @@ if (speakers) {
     const label = f.closest("tr").dataset.label;
     save("/api/assign", { recording_id: recording, label, participant: f.participant.value, role: f.role.value }, done);
   }));
+  // Confirming a suggestion from voiceprints is assigning the same participant and role oneself.
+  $$("form.confirm").forEach(f => f.addEventListener("submit", e => {
+    e.preventDefault();
+    if (!coder() && !chooseCoder()) return;
+    const label = f.closest("tr").dataset.label;
+    save("/api/assign", { recording_id: recording, label, participant: f.dataset.participant, role: f.dataset.role }, done);
+  }));
   $$("form.merge").forEach(f => f.addEventListener("submit", e => {
     e.preventDefault();
     if (!coder() && !chooseCoder()) return;
