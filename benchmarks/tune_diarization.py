@@ -101,7 +101,7 @@ _PIPELINES: dict = {}
 def pipeline_for(cfg: DiarizationConfig):
     from emessi_pipeline.stages.diarize import _offline_pipeline
 
-    key = (cfg.segmentation_step, cfg.embedding_partial_s, cfg.embedding_partial_step_s)
+    key = (cfg.segmentation, cfg.embedding, cfg.segmentation_step, cfg.embedding_partial_s, cfg.embedding_partial_step_s)
     if key not in _PIPELINES:
         import torch
 
@@ -119,7 +119,8 @@ def _file(clip: Clip) -> dict:
 def segmentation(clip: Clip, cfg: DiarizationConfig):
     from pyannote.core import SlidingWindow, SlidingWindowFeature
 
-    path = CACHE / "seg" / f"{clip.name}-{cfg.segmentation_step}.npz"
+    model = "" if cfg.segmentation == "pyannote-segmentation-v2" else f"-{cfg.segmentation}"
+    path = CACHE / "seg" / f"{clip.name}-{cfg.segmentation_step}{model}.npz"
     if not path.exists():
         seg = pipeline_for(cfg)._segmentation(_file(clip))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -135,6 +136,9 @@ def embeddings(clip: Clip, cfg: DiarizationConfig) -> np.ndarray:
 
     key = (clip.name, cfg.segmentation_step, cfg.segmentation_threshold, cfg.embedding_exclude_overlap,
            cfg.embedding_partial_s, cfg.embedding_partial_step_s)  # fmt: skip
+    if (cfg.segmentation, cfg.embedding) != ("pyannote-segmentation-v2", "resemblyzer-ge2e"):
+        # the old models keep their old keys, so earlier caches stay valid
+        key += (cfg.segmentation, cfg.embedding)
     path = CACHE / "emb" / f"{_key(*key)}.npy"
     if not path.exists():
         pipe = pipeline_for(cfg)
@@ -166,8 +170,10 @@ def diarize(clip: Clip, cfg: DiarizationConfig, given: bool, oracle: bool = Fals
     else:
         pipe.clustering = offline_clustering(cfg.clustering, cfg.count_method, cfg.count_threshold,
                                              cfg.constrained_assignment, cfg.min_active_ratio)  # fmt: skip
-    pipe.instantiate({"segmentation": {"threshold": cfg.segmentation_threshold,
-                                       "min_duration_off": cfg.min_duration_off}, "clustering": {}})  # fmt: skip
+    params = {"min_duration_off": cfg.min_duration_off}
+    if not pipe._segmentation.model.specifications.powerset:
+        params["threshold"] = cfg.segmentation_threshold
+    pipe.instantiate({"segmentation": params, "clustering": {}})
     pipe.training = True
     kwargs = {"num_speakers": clip.speakers} if given or oracle else {"min_speakers": cfg.min_speakers,
                                                                        "max_speakers": cfg.max_speakers}  # fmt: skip

@@ -218,19 +218,12 @@ def _offline_pipeline(config: DiarizationConfig):
     from pyannote.audio.core.plda import PLDA
     from pyannote.audio.pipelines import SpeakerDiarization
 
-    from .embedding import ResemblyzerEmbedding
-
     # The v2 checkpoint is migrated in memory on every load; the hint to rewrite the installed
     # file is noise to a researcher.
     logging.getLogger("lightning.pytorch.utilities.migration.utils").setLevel(logging.WARNING)
     seg_dir = models.resolve_shipped(config.segmentation)
-    emb_dir = models.resolve_shipped(config.embedding)
     segmentation = Model.from_pretrained(str(seg_dir / "pytorch_model.bin"))
-    embedding = ResemblyzerEmbedding(
-        emb_dir / "pretrained.pt",
-        partial_frames=round(config.embedding_partial_s * 100),  # 10 ms mel frames
-        partial_step=round(config.embedding_partial_step_s * 100),
-    )
+    embedding = _offline_embedding(config)
     # SpeakerDiarization always loads a PLDA, which only VBx clustering uses and which would
     # otherwise be fetched from the hub; an empty one is never touched by KMeans.
     pipeline = SpeakerDiarization(
@@ -248,16 +241,35 @@ def _offline_pipeline(config: DiarizationConfig):
         config.constrained_assignment, config.min_active_ratio,
     )  # fmt: skip
     pipeline._expects_num_speakers = False
-    pipeline.instantiate(
-        {
-            "segmentation": {
-                "threshold": config.segmentation_threshold,
-                "min_duration_off": config.min_duration_off,
-            },
-            "clustering": {},
-        }
-    )
+    segmentation_params = {"min_duration_off": config.min_duration_off}
+    # A powerset model (segmentation-3.0) decides who speaks itself: it has no threshold.
+    if not segmentation.specifications.powerset:
+        segmentation_params["threshold"] = config.segmentation_threshold
+    pipeline.instantiate({"segmentation": segmentation_params, "clustering": {}})
     return pipeline, pipeline_identity(config)
+
+
+EMBEDDING_KINDS = ("resemblyzer-ge2e", "campplus")
+
+
+def _offline_embedding(config: DiarizationConfig):
+    emb_dir = models.resolve_shipped(config.embedding)
+    if config.embedding == "campplus":
+        from .campplus import CampplusEmbedding
+
+        return CampplusEmbedding(emb_dir / "campplus_cn_en_common.pt")
+    if config.embedding == "resemblyzer-ge2e":
+        from .embedding import ResemblyzerEmbedding
+
+        return ResemblyzerEmbedding(
+            emb_dir / "pretrained.pt",
+            partial_frames=round(config.embedding_partial_s * 100),  # 10 ms mel frames
+            partial_step=round(config.embedding_partial_step_s * 100),
+        )
+    raise models.MissingModelError(
+        f"diarization.embedding '{config.embedding}' is not a speaker embedding model "
+        f"(known: {', '.join(EMBEDDING_KINDS)})"
+    )
 
 
 def pipeline_identity(config: DiarizationConfig) -> str:
