@@ -58,6 +58,7 @@ class Clip:
     held_out: bool
     window: tuple[float, float] | None = None
     score: str = "der"  # der | confusion (reference covers every second) | count (no timeline)
+    group_size: int | None = None  # the manifest's upper bound on the count (simulated meetings)
 
 
 def clips() -> list[Clip]:
@@ -153,7 +154,7 @@ def embeddings(clip: Clip, cfg: DiarizationConfig) -> np.ndarray:
 # ---------------------------------------------------------------- one run
 
 
-def diarize(clip: Clip, cfg: DiarizationConfig, given: bool, oracle: bool = False):
+def diarize(clip: Clip, cfg: DiarizationConfig, given: bool, oracle: bool = False, max_speakers: int | None = None):
     """(turns, number of speakers found) for a clip under cfg, the count given or estimated."""
     from pyannote.audio.pipelines.clustering import OracleClustering
 
@@ -169,14 +170,15 @@ def diarize(clip: Clip, cfg: DiarizationConfig, given: bool, oracle: bool = Fals
         pipe.clustering = OracleClustering()
     else:
         pipe.clustering = offline_clustering(cfg.clustering, cfg.count_method, cfg.count_threshold,
-                                             cfg.constrained_assignment, cfg.min_active_ratio)  # fmt: skip
+                                             cfg.constrained_assignment, cfg.min_active_ratio,
+                                             cfg.count_min_share)  # fmt: skip
     params = {"min_duration_off": cfg.min_duration_off}
     if not pipe._segmentation.model.specifications.powerset:
         params["threshold"] = cfg.segmentation_threshold
     pipe.instantiate({"segmentation": params, "clustering": {}})
     pipe.training = True
-    kwargs = {"num_speakers": clip.speakers} if given or oracle else {"min_speakers": cfg.min_speakers,
-                                                                       "max_speakers": cfg.max_speakers}  # fmt: skip
+    kwargs = {"num_speakers": clip.speakers} if given or oracle else {
+        "min_speakers": cfg.min_speakers, "max_speakers": max_speakers or cfg.max_speakers}  # fmt: skip
     output = pipe.apply(file, **kwargs)
     pipe.training = False
     annotation = output.speaker_diarization
