@@ -14,7 +14,8 @@ and the 6-speaker pyAudioAnalysis clip are held out; parameters are chosen on th
 (trn00, trn03, trn06, trn09, the pyannote sample; for the count also the 4-speaker
 pyAudioAnalysis clip and jfk). Every table shows both sides.
 
-Stages: baseline (the old defaults), seg (threshold x overlap exclusion, partials, step, with
+Stages: models (segmentation v2 / 3.0 x Resemblyzer GE2E / CAM++, each pair's count cut chosen
+on the tuning clips; not part of "all"), baseline (the old defaults), seg (threshold x overlap exclusion, partials, step, with
 KMeans and the true count), cluster (clustering method, constrained assignment, minimum active
 ratio, min_duration_off), count (count estimators x thresholds), oracle (oracle clustering:
 what the segmentation alone allows), final (old vs chosen defaults, count given and estimated).
@@ -376,17 +377,49 @@ def stage_grid() -> DiarizationConfig:
     return best(grid)
 
 
+PAIRS = [("pyannote-segmentation-v2", "resemblyzer-ge2e"), ("pyannote-segmentation-3.0", "resemblyzer-ge2e"),
+         ("pyannote-segmentation-v2", "campplus"), ("pyannote-segmentation-3.0", "campplus")]  # fmt: skip
+SHORT = {"pyannote-segmentation-v2": "v2", "pyannote-segmentation-3.0": "3.0", "resemblyzer-ge2e": "GE2E",
+         "campplus": "CAM++"}  # fmt: skip
+
+
+def stage_models(base: DiarizationConfig) -> dict:
+    """Each segmentation x embedding pair at the shipped settings, the count given, and
+    estimated with the average-linkage cut chosen for that pair on the tuning clips (lowest
+    count error, then DER): cosine distances of CAM++ and GE2E live on different scales."""
+    runs, chosen = {}, {}
+    for segmentation, embedding in PAIRS:
+        cfg = replace_cfg(base, segmentation=segmentation, embedding=embedding)
+        label = f"{SHORT[segmentation]} + {SHORT[embedding]}"
+        runs[f"{label}, count given"] = run(cfg)
+        rows = [(replace_cfg(cfg, count_threshold=t), None) for t in (0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8)]
+        rows = [(c, run(c, given=False)) for c, _ in rows]
+        sweep_table(f"{label}: count cut (estimated in [1, 11])", [(f"cut {c.count_threshold}", r) for c, r in rows])
+        pick = min(rows, key=lambda r: (summary(r[1])["mae_tune"], summary(r[1])["tune"]))
+        chosen[label] = pick[0].count_threshold
+        runs[f"{label}, estimated (cut {pick[0].count_threshold})"] = pick[1]
+    per_clip_table("Model pairs at the shipped settings", runs)
+    sweep_table("Model pairs: summary", list(runs.items()))
+    return runs
+
+
 def replace_cfg(cfg: DiarizationConfig, **changes) -> DiarizationConfig:
     return DiarizationConfig.model_validate({**cfg.model_dump(), **changes})
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stage", choices=("all", "baseline", "seg", "cluster", "grid", "count", "oracle", "final"), default="all")
+    parser.add_argument("--stage", choices=("all", "baseline", "seg", "cluster", "grid", "count", "oracle", "final", "models"), default="all")
     parser.add_argument("--json", type=Path, default=CACHE / "results.json")
     args = parser.parse_args()
     started = time.time()
     chosen = load_profile("default").diarization
+    if args.stage == "models":
+        runs = stage_models(load_profile("default").diarization)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.with_name("models.json").write_text(json.dumps(runs, indent=1))
+        print(f"\n({time.time() - started:.0f} s)")
+        return
     if args.stage in ("all", "baseline"):
         per_clip_table("Before tuning (old defaults)", {"old, true count": run(OLD),
                                                         "old, count estimated": run(OLD, given=False)})  # fmt: skip
