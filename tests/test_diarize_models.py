@@ -37,3 +37,18 @@ def test_segmentation3_and_campplus_diarise_the_sample(sample):
     assert diarization_error_rate(reference, first.turns)["der"] < 0.1
     again = diarizer(waveform, 16_000, "sample", SpeakerCount(num_speakers=2))
     assert again.turns == first.turns and again.exclusive_turns == first.exclusive_turns
+
+
+def test_count_estimate_ignores_small_clusters_and_keeps_the_group_bound():
+    import numpy as np
+
+    from emessi_pipeline.stages.diarize import estimate_count
+
+    rng = np.random.default_rng(0)
+    centres = np.eye(8)[:3]
+    points = [c + rng.normal(0, 0.05, (30, 8)) for c in centres] + [np.eye(8)[5:7]]  # 3 voices, 2 strays
+    unit = np.concatenate(points)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    assert estimate_count(unit, 1, 11, "ahc", 0.3) == 5
+    assert estimate_count(unit, 1, 11, "ahc", 0.3, min_share=0.05) == 3
+    assert estimate_count(unit, 1, 4, "ahc", 0.3) == 4  # the manifest's group size caps it
