@@ -259,22 +259,22 @@ EMBEDDING_KINDS = ("resemblyzer-ge2e", "campplus")
 
 
 def _offline_embedding(config: DiarizationConfig):
+    if config.embedding not in EMBEDDING_KINDS:
+        raise models.MissingModelError(
+            f"diarization.embedding '{config.embedding}' is not a speaker embedding model "
+            f"(known: {', '.join(EMBEDDING_KINDS)})"
+        )
     emb_dir = models.resolve_shipped(config.embedding)
     if config.embedding == "campplus":
         from .campplus import CampplusEmbedding
 
         return CampplusEmbedding(emb_dir / "campplus_cn_en_common.pt")
-    if config.embedding == "resemblyzer-ge2e":
-        from .embedding import ResemblyzerEmbedding
+    from .embedding import ResemblyzerEmbedding
 
-        return ResemblyzerEmbedding(
-            emb_dir / "pretrained.pt",
-            partial_frames=round(config.embedding_partial_s * 100),  # 10 ms mel frames
-            partial_step=round(config.embedding_partial_step_s * 100),
-        )
-    raise models.MissingModelError(
-        f"diarization.embedding '{config.embedding}' is not a speaker embedding model "
-        f"(known: {', '.join(EMBEDDING_KINDS)})"
+    return ResemblyzerEmbedding(
+        emb_dir / "pretrained.pt",
+        partial_frames=round(config.embedding_partial_s * 100),  # 10 ms mel frames
+        partial_step=round(config.embedding_partial_step_s * 100),
     )
 
 
