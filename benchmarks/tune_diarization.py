@@ -14,7 +14,8 @@ and the 6-speaker pyAudioAnalysis clip are held out; parameters are chosen on th
 (trn00, trn03, trn06, trn09, the pyannote sample; for the count also the 4-speaker
 pyAudioAnalysis clip and jfk). Every table shows both sides.
 
-Stages: baseline (the old defaults), seg (threshold x overlap exclusion, partials, step, with
+Stages: models (segmentation v2 / 3.0 x Resemblyzer GE2E / CAM++, each pair's count cut chosen
+on the tuning clips; not part of "all"), baseline (the old defaults), seg (threshold x overlap exclusion, partials, step, with
 KMeans and the true count), cluster (clustering method, constrained assignment, minimum active
 ratio, min_duration_off), count (count estimators x thresholds), oracle (oracle clustering:
 what the segmentation alone allows), final (old vs chosen defaults, count given and estimated).
@@ -58,6 +59,7 @@ class Clip:
     held_out: bool
     window: tuple[float, float] | None = None
     score: str = "der"  # der | confusion (reference covers every second) | count (no timeline)
+    group_size: int | None = None  # the manifest's upper bound on the count (simulated meetings)
 
 
 def clips() -> list[Clip]:
@@ -101,7 +103,7 @@ _PIPELINES: dict = {}
 def pipeline_for(cfg: DiarizationConfig):
     from emessi_pipeline.stages.diarize import _offline_pipeline
 
-    key = (cfg.segmentation_step, cfg.embedding_partial_s, cfg.embedding_partial_step_s)
+    key = (cfg.segmentation, cfg.embedding, cfg.segmentation_step, cfg.embedding_partial_s, cfg.embedding_partial_step_s)
     if key not in _PIPELINES:
         import torch
 
@@ -119,7 +121,8 @@ def _file(clip: Clip) -> dict:
 def segmentation(clip: Clip, cfg: DiarizationConfig):
     from pyannote.core import SlidingWindow, SlidingWindowFeature
 
-    path = CACHE / "seg" / f"{clip.name}-{cfg.segmentation_step}.npz"
+    model = "" if cfg.segmentation == "pyannote-segmentation-v2" else f"-{cfg.segmentation}"
+    path = CACHE / "seg" / f"{clip.name}-{cfg.segmentation_step}{model}.npz"
     if not path.exists():
         seg = pipeline_for(cfg)._segmentation(_file(clip))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -135,6 +138,9 @@ def embeddings(clip: Clip, cfg: DiarizationConfig) -> np.ndarray:
 
     key = (clip.name, cfg.segmentation_step, cfg.segmentation_threshold, cfg.embedding_exclude_overlap,
            cfg.embedding_partial_s, cfg.embedding_partial_step_s)  # fmt: skip
+    if (cfg.segmentation, cfg.embedding) != ("pyannote-segmentation-v2", "resemblyzer-ge2e"):
+        # the old models keep their old keys, so earlier caches stay valid
+        key += (cfg.segmentation, cfg.embedding)
     path = CACHE / "emb" / f"{_key(*key)}.npy"
     if not path.exists():
         pipe = pipeline_for(cfg)
@@ -149,7 +155,7 @@ def embeddings(clip: Clip, cfg: DiarizationConfig) -> np.ndarray:
 # ---------------------------------------------------------------- one run
 
 
-def diarize(clip: Clip, cfg: DiarizationConfig, given: bool, oracle: bool = False):
+def diarize(clip: Clip, cfg: DiarizationConfig, given: bool, oracle: bool = False, max_speakers: int | None = None):
     """(turns, number of speakers found) for a clip under cfg, the count given or estimated."""
     from pyannote.audio.pipelines.clustering import OracleClustering
 
@@ -165,12 +171,15 @@ def diarize(clip: Clip, cfg: DiarizationConfig, given: bool, oracle: bool = Fals
         pipe.clustering = OracleClustering()
     else:
         pipe.clustering = offline_clustering(cfg.clustering, cfg.count_method, cfg.count_threshold,
-                                             cfg.constrained_assignment, cfg.min_active_ratio)  # fmt: skip
-    pipe.instantiate({"segmentation": {"threshold": cfg.segmentation_threshold,
-                                       "min_duration_off": cfg.min_duration_off}, "clustering": {}})  # fmt: skip
+                                             cfg.constrained_assignment, cfg.min_active_ratio,
+                                             cfg.count_min_share)  # fmt: skip
+    params = {"min_duration_off": cfg.min_duration_off}
+    if not pipe._segmentation.model.specifications.powerset:
+        params["threshold"] = cfg.segmentation_threshold
+    pipe.instantiate({"segmentation": params, "clustering": {}})
     pipe.training = True
-    kwargs = {"num_speakers": clip.speakers} if given or oracle else {"min_speakers": cfg.min_speakers,
-                                                                       "max_speakers": cfg.max_speakers}  # fmt: skip
+    kwargs = {"num_speakers": clip.speakers} if given or oracle else {
+        "min_speakers": cfg.min_speakers, "max_speakers": max_speakers or cfg.max_speakers}  # fmt: skip
     output = pipe.apply(file, **kwargs)
     pipe.training = False
     annotation = output.speaker_diarization
@@ -368,17 +377,49 @@ def stage_grid() -> DiarizationConfig:
     return best(grid)
 
 
+PAIRS = [("pyannote-segmentation-v2", "resemblyzer-ge2e"), ("pyannote-segmentation-3.0", "resemblyzer-ge2e"),
+         ("pyannote-segmentation-v2", "campplus"), ("pyannote-segmentation-3.0", "campplus")]  # fmt: skip
+SHORT = {"pyannote-segmentation-v2": "v2", "pyannote-segmentation-3.0": "3.0", "resemblyzer-ge2e": "GE2E",
+         "campplus": "CAM++"}  # fmt: skip
+
+
+def stage_models(base: DiarizationConfig) -> dict:
+    """Each segmentation x embedding pair at the shipped settings, the count given, and
+    estimated with the average-linkage cut chosen for that pair on the tuning clips (lowest
+    count error, then DER): cosine distances of CAM++ and GE2E live on different scales."""
+    runs, chosen = {}, {}
+    for segmentation, embedding in PAIRS:
+        cfg = replace_cfg(base, segmentation=segmentation, embedding=embedding)
+        label = f"{SHORT[segmentation]} + {SHORT[embedding]}"
+        runs[f"{label}, count given"] = run(cfg)
+        rows = [(replace_cfg(cfg, count_threshold=t), None) for t in (0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8)]
+        rows = [(c, run(c, given=False)) for c, _ in rows]
+        sweep_table(f"{label}: count cut (estimated in [1, 11])", [(f"cut {c.count_threshold}", r) for c, r in rows])
+        pick = min(rows, key=lambda r: (summary(r[1])["mae_tune"], summary(r[1])["tune"]))
+        chosen[label] = pick[0].count_threshold
+        runs[f"{label}, estimated (cut {pick[0].count_threshold})"] = pick[1]
+    per_clip_table("Model pairs at the shipped settings", runs)
+    sweep_table("Model pairs: summary", list(runs.items()))
+    return runs
+
+
 def replace_cfg(cfg: DiarizationConfig, **changes) -> DiarizationConfig:
     return DiarizationConfig.model_validate({**cfg.model_dump(), **changes})
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stage", choices=("all", "baseline", "seg", "cluster", "grid", "count", "oracle", "final"), default="all")
+    parser.add_argument("--stage", choices=("all", "baseline", "seg", "cluster", "grid", "count", "oracle", "final", "models"), default="all")
     parser.add_argument("--json", type=Path, default=CACHE / "results.json")
     args = parser.parse_args()
     started = time.time()
     chosen = load_profile("default").diarization
+    if args.stage == "models":
+        runs = stage_models(load_profile("default").diarization)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.with_name("models.json").write_text(json.dumps(runs, indent=1))
+        print(f"\n({time.time() - started:.0f} s)")
+        return
     if args.stage in ("all", "baseline"):
         per_clip_table("Before tuning (old defaults)", {"old, true count": run(OLD),
                                                         "old, count estimated": run(OLD, given=False)})  # fmt: skip

@@ -94,6 +94,8 @@ class DiarizationConfig(Section):
     # (one speaker below count_threshold).
     count_method: Literal["ahc", "eigengap", "silhouette"] = "ahc"
     count_threshold: float = Field(0.3, gt=0, lt=2)
+    # ahc: a cluster with fewer than this share of the embeddings is not counted as a speaker.
+    count_min_share: float = Field(0.0, ge=0, lt=0.5)
 
     @model_validator(mode="after")
     def _bounds(self) -> "DiarizationConfig":

