@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from ..config import ReviewConfig
 from ..stages.records import AlignedWord, Observation, Segment, SpeakerTurn
-from .common import DatasetError, new_id, now, resolve_observation
+from .common import DatasetError, arrow_column, new_id, now, resolve_observation
 from .connection import transaction
 
 if TYPE_CHECKING:
@@ -102,24 +102,30 @@ def low_confidence(observations: Iterable[Observation], words: Sequence[AlignedW
 
     Value: the mean word probability."""
     flags = []
+    # Per-word columns once, then slices per observation: the same sums in the same order as
+    # summing each observation's words, without touching every word object three times.
+    probability = [w.probability for w in words]
+    segment_logprob = [segments[w.segment_index].avg_logprob if 0 <= w.segment_index < len(segments) else None
+                       for w in words]  # fmt: skip
+    floor = config.word_prob_floor
     for o in observations:
-        run = _words(o, words)
-        if not run:
+        probabilities = probability[o.word_start : o.word_end]
+        if not probabilities:
             continue
-        probabilities = [w.probability for w in run]
         mean = sum(probabilities) / len(probabilities)
-        doubtful = [w for w in run if w.probability < config.word_prob_floor]
-        share = len(doubtful) / len(run)
-        logprobs = [segments[w.segment_index].avg_logprob for w in run if 0 <= w.segment_index < len(segments)]
+        doubtful_count = sum(p < floor for p in probabilities)
+        share = doubtful_count / len(probabilities)
+        logprobs = [lp for lp in segment_logprob[o.word_start : o.word_end] if lp is not None]
         logprob = sum(logprobs) / len(logprobs) if logprobs else None
         why = []
         if mean < config.min_mean_word_prob:
             why.append(f"mean word probability {mean:.2f} < {config.min_mean_word_prob:g}")
         if share >= config.max_low_word_share:
-            why.append(f"{len(doubtful)} of {len(run)} words below {config.word_prob_floor:g}")
+            why.append(f"{doubtful_count} of {len(probabilities)} words below {floor:g}")
         if logprob is not None and logprob < config.min_avg_logprob:
             why.append(f"Whisper avg log-probability {logprob:.2f} < {config.min_avg_logprob:g}")
         if why:
+            doubtful = [w for w in _words(o, words) if w.probability < floor]
             worst = sorted(doubtful, key=lambda w: w.probability)[:5]
             listed = ", ".join(f"{w.text.strip()!r} {w.probability:.2f}" for w in worst)
             flags.append(Flag(o.observation_id, "low_confidence", round(mean, 4),
@@ -323,15 +329,21 @@ def store_flags(con, set_id: str, config: ReviewConfig | None = None, force: boo
     flags = review(records or read_set(con, set_id), config)
     con.execute("DELETE FROM review_flags WHERE set_id = ?", [set_id])
     if flags:
-        import pandas as pd
+        import pyarrow as pa
 
-        frame = pd.DataFrame(
-            [(set_id, recording[0], f.observation_id, f.reason, PRIORITY[f.reason], f.value, f.detail) for f in flags],
-            columns=["set_id", "recording_id", "observation_id", "reason", "priority", "value", "detail"],
-        )
-        con.register("review_frame", frame)  # one bulk insert, not a row at a time
-        con.execute("INSERT INTO review_flags BY NAME SELECT * FROM review_frame")
-        con.unregister("review_frame")
+        frame = pa.table({
+            "observation_id": arrow_column([f.observation_id for f in flags], pa.string()),
+            "reason": arrow_column([f.reason for f in flags], pa.string()),
+            "priority": arrow_column([PRIORITY[f.reason] for f in flags], pa.int32()),
+            "value": arrow_column([f.value for f in flags], pa.float64()),
+            "detail": arrow_column([f.detail for f in flags], pa.string()),
+        })  # fmt: skip
+        con.register("review_frame", frame)  # one bulk insert from Arrow columns, not a row at a time
+        try:
+            con.execute("INSERT INTO review_flags BY NAME SELECT ?::VARCHAR AS set_id, ?::VARCHAR AS recording_id, * "
+                        "FROM review_frame", [set_id, recording[0]])  # fmt: skip
+        finally:
+            con.unregister("review_frame")
     con.execute(
         "INSERT OR REPLACE INTO review_sets VALUES (?, ?, ?, ?, ?, ?)",
         [set_id, recording[0], now(), RULES_VERSION, _params(config), len(flags)],
