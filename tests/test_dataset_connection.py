@@ -3,6 +3,7 @@ and the load transaction's hooks, on a small synthetic recording (no models need
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import duckdb
@@ -123,4 +124,51 @@ def test_a_hook_that_fails_rolls_the_whole_load_back(tmp_path, monkeypatch):
         load.load_recording(con, recording(tmp_path, "setA"), "r1")
     for table in ("recordings", "observation_sets", "observations", "words", "review_sets"):
         assert con.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
+    con.close()
+
+
+def test_a_load_writes_every_field_of_the_records_as_they_are(tmp_path):
+    """The bulk insert (Arrow columns) against the records row by row: values, NULLs, types."""
+    item = recording(tmp_path, "setA")
+    first = item.observations.observations[0].model_copy(update={"mean_word_probability": None, "text": " älä…  "})
+    words = list(item.alignment.words)
+    words[3] = words[3].model_copy(update={"loop": True, "overlap": True, "in_gap": True, "segment_index": -1})
+    item = dataclasses.replace(
+        item,
+        observations=item.observations.model_copy(update={"observations": (first, *item.observations.observations[1:])}),
+        alignment=Alignment(words=tuple(words)),
+        diarization=item.diarization.model_copy(update={"speakers": ("SPEAKER_00", "SPEAKER_01", "SPEAKER_02")}),
+    )  # fmt: skip
+    con = connect(tmp_path / "d.duckdb")
+    load.start_run(con, "r1", "test", "test", {}, {})
+    load.load_recording(con, item, "r1")
+    observations = item.observations.observations
+    assert con.execute("SELECT * FROM observations ORDER BY seq").fetchall() == [
+        (o.observation_id, "setA", "rec1", o.seq, o.speaker, o.start, o.end, round(o.end - o.start, 3), o.text,
+         o.word_count, o.mean_word_probability, o.overlap, any(w.loop for w in words[o.word_start : o.word_end]))
+        for o in observations
+    ]  # fmt: skip
+    owner = [o.observation_id for o in observations for _ in range(o.word_start, o.word_end)]
+    assert con.execute("SELECT * FROM words ORDER BY word_index").fetchall() == [
+        ("setA", i, "rec1", owner[i], w.start, w.end, w.text.strip(), w.probability, w.speaker, w.overlap, w.in_gap,
+         w.loop, w.segment_index) for i, w in enumerate(words)
+    ]  # fmt: skip
+    segment = item.transcript.segments[0]
+    assert con.execute("SELECT * FROM asr_segments").fetchall() == [
+        ("setA", 0, "rec1", segment.start, segment.end, segment.text, segment.avg_logprob, segment.no_speech_prob,
+         False)]  # fmt: skip
+    turns = [(kind, t) for kind, ts in (("regular", item.diarization.turns), ("exclusive", item.diarization.exclusive_turns))
+             for t in ts]  # fmt: skip
+    assert con.execute("SELECT * FROM speaker_turns ORDER BY kind DESC, start_s").fetchall() == [
+        ("setA", "rec1", kind, t.start, t.end, t.speaker) for kind, t in turns]
+    assert con.execute("SELECT * FROM speakers ORDER BY speaker_label").fetchall() == [
+        ("setA", "rec1", "SPEAKER_00", 1.8, 1, 2), ("setA", "rec1", "SPEAKER_01", 1.8, 1, 2),
+        ("setA", "rec1", "SPEAKER_02", 0.0, 0, 0)]  # fmt: skip
+    flags = review.review(review.SetRecords(observations, words, item.transcript.segments, item.diarization.turns),
+                          review.config_for_run(con, "r1"))  # fmt: skip
+    assert flags, "the edge cases should raise flags, so their columns are compared too"
+    assert con.execute("SELECT observation_id, reason, priority, value, detail FROM review_flags").fetchall() == [
+        (f.observation_id, f.reason, review.PRIORITY[f.reason], f.value, f.detail) for f in flags]
+    types = dict(con.execute("SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'words'").fetchall())
+    assert types["word_index"] == types["asr_segment"] == "INTEGER" and types["start_s"] == "DOUBLE"
     con.close()
