@@ -5,7 +5,7 @@ an observation, overlaps here and there) and loads them through `load.load_recor
 path `emessi ingest` uses. Then, with 1,000 recordings filed in groups and sessions, speakers
 assigned to participants with roles, and every observation coded, times each view.
 
-    .venv/bin/python benchmarks/database.py --out /tmp/emessi-bench/db
+    .venv/bin/python benchmarks/database.py --out /tmp/emessi-bench/db [--runs 3] [--load-only]
 """
 
 from __future__ import annotations
@@ -118,23 +118,29 @@ def time_views(db: Path, repeats: int = 3) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("/tmp/emessi-bench/db"))
+    parser.add_argument("--runs", type=int, default=3, help="loads of each set, each into a new database (median)")
+    parser.add_argument("--load-only", action="store_true", help="time the loads, not the views")
     args = parser.parse_args()
     shutil.rmtree(args.out, ignore_errors=True)
     (args.out / "files").mkdir(parents=True)
 
     # 1. Bulk load: 100 recordings × 1,000 observations × 10 words = 100k observations, 1M words.
     items = [synthetic(i, 1000, 10, 6, args.out / "files") for i in range(100)]
-    seconds = load_all(args.out / "load.duckdb", items)
-    print(f"load: 100 recordings, 100,000 observations, 1,000,000 words in {seconds:.2f} s")
+    runs = [load_all(args.out / f"load{k}.duckdb", items) for k in range(args.runs)]
+    print(f"load: 100 recordings, 100,000 observations, 1,000,000 words in {statistics.median(runs):.2f} s "
+          f"(median of {args.runs}: {', '.join(f'{s:.2f}' for s in runs)})")  # fmt: skip
     del items
 
     # 2. An archive of 1,000 recordings (100 observations, 1,000 words each), coded.
     items = [synthetic(i, 100, 10, 6, args.out / "files") for i in range(1000)]
-    seconds = load_all(args.out / "archive.duckdb", items)
-    print(f"load: 1,000 recordings, 100,000 observations, 1,000,000 words in {seconds:.2f} s")
-    code_everything(args.out / "archive.duckdb")
+    runs = [load_all(args.out / f"archive{k}.duckdb", items) for k in range(args.runs)]
+    print(f"load: 1,000 recordings, 100,000 observations, 1,000,000 words in {statistics.median(runs):.2f} s "
+          f"(median of {args.runs}: {', '.join(f'{s:.2f}' for s in runs)})")  # fmt: skip
+    if args.load_only:
+        return
+    code_everything(args.out / "archive0.duckdb")
     print("\n| view (1,000 recordings, coded) | seconds |\n|---|---:|")
-    for view, s in time_views(args.out / "archive.duckdb").items():
+    for view, s in time_views(args.out / "archive0.duckdb").items():
         print(f"| {view} | {s:.3f} |")
 
 
