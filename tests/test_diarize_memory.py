@@ -1,0 +1,35 @@
+"""The diarisation's reconstruction, held in float32 (stages/diarize.lean_diarization_class),
+against pyannote's own: the same discrete diarisation bit for bit, on segmentations shaped like a
+real run's (overlapping chunks, inactive local speakers, more speakers than a chunk holds)."""
+
+from __future__ import annotations
+
+import numpy as np
+from pyannote.audio.pipelines import SpeakerDiarization
+from pyannote.core import SlidingWindow, SlidingWindowFeature
+
+from emessi_pipeline.stages.diarize import lean_diarization_class
+
+
+def test_the_float32_reconstruction_gives_pyannotes_diarization_bit_for_bit():
+    rng = np.random.default_rng(3)
+    chunks, frames, local, clusters = 400, 293, 3, 6
+    segmentations = SlidingWindowFeature(rng.random((chunks, frames, local), dtype=np.float32),
+                                         SlidingWindow(start=0.0, duration=5.0, step=0.5))  # fmt: skip
+    hard = rng.integers(0, clusters, size=(chunks, local))
+    hard[rng.random((chunks, local)) < 0.2] = -2  # inactive local speakers
+    hard[:, 1] = np.where(rng.random(chunks) < 0.1, hard[:, 0], hard[:, 1])  # two local speakers, one cluster
+    step = 5.0 / frames
+    total = int((chunks * 0.5 + 5.0) / step)
+    count = SlidingWindowFeature(rng.integers(0, 3, size=(total, 1)).astype(np.int8),
+                                 SlidingWindow(start=0.0, duration=step, step=step))  # fmt: skip
+    pipeline = lean_diarization_class().__new__(lean_diarization_class())  # reconstruct reads no state
+
+    theirs = SpeakerDiarization.reconstruct(pipeline, segmentations, hard, count)
+    ours = pipeline.reconstruct(segmentations, hard, count)
+
+    assert theirs.data.sum() > 0
+    assert ours.data.dtype == theirs.data.dtype
+    assert np.array_equal(ours.data, theirs.data)
+    window = lambda w: (w.start, w.duration, w.step)  # noqa: E731
+    assert window(ours.sliding_window) == window(theirs.sliding_window)
