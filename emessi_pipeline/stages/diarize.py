@@ -252,7 +252,6 @@ def lean_diarization_class():
 def _offline_pipeline(config: DiarizationConfig):
     from pyannote.audio import Model
     from pyannote.audio.core.plda import PLDA
-    from pyannote.audio.pipelines import SpeakerDiarization
 
     # The v2 checkpoint is migrated in memory on every load; the hint to rewrite the installed
     # file is noise to a researcher.
