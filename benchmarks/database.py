@@ -20,7 +20,7 @@ from pathlib import Path
 
 from emessi_pipeline.dataset import load
 from emessi_pipeline.dataset.connection import connect
-from emessi_pipeline.stages.records import AlignedWord, Alignment, Diarization, MediaInfo, Observation, Observations, RecordingMeta, Segment, SpeakerTurn, Transcript, Word  # fmt: skip
+from emessi_pipeline.stages.records import AlignedWord, Alignment, Diarization, MediaInfo, Observation, Observations, RecordingMeta, Segment, SpeakerTurn, Transcript  # fmt: skip
 
 VIEWS = ["turns", "talk_per_speaker", "talk_per_participant", "talk_per_role", "group_talk_per_participant",
          "group_talk_per_role", "leadership_share", "turn_transitions", "response_latency", "overlap_events",

@@ -31,7 +31,7 @@ import os
 import sys
 import time
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -343,7 +343,7 @@ def stage_count(base: DiarizationConfig) -> DiarizationConfig:
 def stage_oracle(cfg: DiarizationConfig) -> None:
     only = lambda c: c.score != "count"  # noqa: E731
     per_clip_table("Oracle analysis", {
-        f"chosen, true count": run(cfg, only=only),
+        "chosen, true count": run(cfg, only=only),
         "oracle clustering (segmentation + reference speakers)": run(cfg, oracle=True, only=only),
     })  # fmt: skip
     res = run(cfg, oracle=True, only=only)
