@@ -178,6 +178,8 @@ def test_missing_audio_keeps_the_assignment_and_says_what_is_needed(db, tmp_path
                      "WHERE r.name = ?", [FIRST])[0][0]  # fmt: skip
     result = emessi("speakers", "assign", FIRST, label, "--participant", "G9-A", "--db", db, "-w", tmp_path / "elsewhere")
     assert "voiceprint of G9-A not updated" in result.output and "emessi extract" in result.output
+    # The command it names to learn again is one that exists.
+    assert f"emessi speakers voiceprints {FIRST}" in " ".join(result.output.split())
     assert read(db, "SELECT participant_id FROM current_speaker_assignments WHERE speaker_label = ? AND "
                     "recording_id = (SELECT recording_id FROM recordings WHERE name = ?)", [label, FIRST]) == [("G9-A",)]  # fmt: skip
     assert read(db, "SELECT count(*) FROM voiceprints") == [(0,)]

@@ -72,7 +72,7 @@ class Voices:
             raise AudioMissing(
                 f"{rec.name}: its extracted audio is not in {self.where} (removed by `emessi clean`, or another "
                 f"--workspace?): extract it again with `emessi extract {rec.path} -w WORKSPACE` (same profile as "
-                f"its ingest), then `emessi speakers voiceprint {rec.name}`")  # fmt: skip
+                f"its ingest), then `emessi speakers voiceprints {rec.name}`")  # fmt: skip
         return Path(path)
 
 
