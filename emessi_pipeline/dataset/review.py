@@ -298,7 +298,12 @@ def config_for_set(con, set_id: str) -> ReviewConfig:
 def config_for_run(con, run_id: str | None) -> ReviewConfig:
     """The `review` thresholds of a run's profile (defaults when it had none: an older version)."""
     row = con.execute("SELECT config FROM runs WHERE run_id = ?", [run_id]).fetchone()
-    section = (json.loads(row[0]) or {}).get("review") if row and row[0] else None
+    return _config(row[0] if row else None)
+
+
+def _config(run_config: str | None) -> ReviewConfig:
+    """The `review` thresholds in a run's stored config (JSON text; None: no run)."""
+    section = (json.loads(run_config) or {}).get("review") if run_config else None
     if not isinstance(section, dict):
         return ReviewConfig()
     return ReviewConfig(**{k: v for k, v in section.items() if k in ReviewConfig.model_fields})
@@ -310,7 +315,12 @@ def _params(config: ReviewConfig) -> str:
 
 def is_current(con, set_id: str, config: ReviewConfig) -> bool:
     row = con.execute("SELECT rules_version, params FROM review_sets WHERE set_id = ?", [set_id]).fetchone()
-    return bool(row) and row[0] == RULES_VERSION and json.loads(row[1]) == json.loads(_params(config))
+    return _made_by(row, config)
+
+
+def _made_by(stored: tuple | None, config: ReviewConfig) -> bool:
+    """Whether stored flags (their review_sets row's rules_version and params) are these rules' with *config*."""
+    return bool(stored) and stored[0] == RULES_VERSION and json.loads(stored[1]) == json.loads(_params(config))
 
 
 def store_flags(con, set_id: str, config: ReviewConfig | None = None, force: bool = False,
@@ -321,41 +331,57 @@ def store_flags(con, set_id: str, config: ReviewConfig | None = None, force: boo
     *records*: the set as it is being loaded; without them the set is read back from the tables.
     """
     config = config or config_for_set(con, set_id)
-    if not force and is_current(con, set_id, config):
+    stored = con.execute("SELECT rules_version, params FROM review_sets WHERE set_id = ?", [set_id]).fetchone()
+    if not force and _made_by(stored, config):
         return None
     recording = con.execute("SELECT recording_id FROM observation_sets WHERE set_id = ?", [set_id]).fetchone()
     if recording is None:
         raise ValueError(f"no observation set {set_id!r}")
-    flags = review(records or read_set(con, set_id), config)
-    con.execute("DELETE FROM review_flags WHERE set_id = ?", [set_id])
+    return _write(con, set_id, recording[0], review(records or read_set(con, set_id), config), config, stored is not None)
+
+
+def _write(con, set_id: str, recording_id: str, flags: list[Flag], config: ReviewConfig, replace: bool) -> int:
+    """Store a set's flags and its review_sets row. *replace*: the set has a review_sets row, and so
+    maybe flags, to replace; a set without one has no flags (both are written, and deleted, together),
+    which spares a new set's load a DELETE over the whole table and an INSERT OR REPLACE."""
+    if replace:
+        con.execute("DELETE FROM review_flags WHERE set_id = ?", [set_id])
     if flags:
         import pyarrow as pa
 
-        frame = pa.table({
+        emessi_flags = pa.table({
             "observation_id": arrow_column([f.observation_id for f in flags], pa.string()),
             "reason": arrow_column([f.reason for f in flags], pa.string()),
             "priority": arrow_column([PRIORITY[f.reason] for f in flags], pa.int32()),
             "value": arrow_column([f.value for f in flags], pa.float64()),
             "detail": arrow_column([f.detail for f in flags], pa.string()),
         })  # fmt: skip
-        con.register("review_frame", frame)  # one bulk insert from Arrow columns, not a row at a time
-        try:
-            con.execute("INSERT INTO review_flags BY NAME SELECT ?::VARCHAR AS set_id, ?::VARCHAR AS recording_id, * "
-                        "FROM review_frame", [set_id, recording[0]])  # fmt: skip
-        finally:
-            con.unregister("review_frame")
+        # One bulk insert from Arrow columns, found by name (a replacement scan, no view to register).
+        con.execute("INSERT INTO review_flags BY NAME SELECT ?::VARCHAR AS set_id, ?::VARCHAR AS recording_id, * "
+                    "FROM emessi_flags", [set_id, recording_id])  # fmt: skip
     con.execute(
-        "INSERT OR REPLACE INTO review_sets VALUES (?, ?, ?, ?, ?, ?)",
-        [set_id, recording[0], now(), RULES_VERSION, _params(config), len(flags)],
+        f"INSERT {'OR REPLACE ' if replace else ''}INTO review_sets VALUES (?, ?, ?, ?, ?, ?)",
+        [set_id, recording_id, now(), RULES_VERSION, _params(config), len(flags)],
     )
     return len(flags)
 
 
 def on_load(con, item: LoadedRecording, previous_set_id: str | None, run_id: str) -> None:
     """Load hook: flag the set being loaded, from its records as loaded, with the run's thresholds."""
+    set_id = item.observations.set_id
+    # What store_flags reads in three statements, in one (the set is there: the load wrote it or found it).
+    recording_id, run_config, flagged, version, params = con.execute(
+        "SELECT s.recording_id, (SELECT config FROM runs WHERE run_id = ?), r.set_id IS NOT NULL, r.rules_version, r.params "
+        "FROM observation_sets s LEFT JOIN review_sets r USING (set_id) WHERE s.set_id = ?",
+        [run_id, set_id],
+    ).fetchone()
+    config = _config(run_config)
+    stored = (version, params) if flagged else None
+    if _made_by(stored, config):
+        return
     records = SetRecords(item.observations.observations, item.alignment.words,
                          item.transcript.segments, item.diarization.turns)  # fmt: skip
-    store_flags(con, item.observations.set_id, config_for_run(con, run_id), records=records)
+    _write(con, set_id, recording_id, review(records, config), config, stored is not None)
 
 
 def stale_sets(con, config: ReviewConfig | None = None, recording_id: str | None = None) -> list[str]:

@@ -200,11 +200,15 @@ def removed_on(con, recording_id: str):
 
 def on_load(con, item, previous_set_id: str | None, run_id: str) -> None:
     """Load hook: keep withdrawn speech withdrawn in a re-processed set; refuse a removed recording."""
-    when = removed_on(con, item.recording_id)
+    when, withdrawn = con.execute(  # one statement: a load costs a millisecond for each
+        "SELECT (SELECT removed_at FROM removed_recordings WHERE recording_id = $rid), "
+        "EXISTS (SELECT 1 FROM withdrawals WHERE recording_id = $rid)",
+        {"rid": item.recording_id},
+    ).fetchone()
     if when is not None:
         raise DatasetError(f"{item.path}: this recording was removed from the dataset on {when:%Y-%m-%d} "
                            "(emessi forget --recording); take the file out of the folder")  # fmt: skip
-    if con.execute("SELECT 1 FROM withdrawals WHERE recording_id = ? LIMIT 1", [item.recording_id]).fetchone():
+    if withdrawn:
         scrub(con, item.recording_id)
 
 
