@@ -23,6 +23,7 @@ import json
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from itertools import accumulate
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
@@ -86,13 +87,15 @@ def _words(o: Observation, words: Sequence[AlignedWord]) -> Sequence[AlignedWord
 def repetition_loop(observations: Iterable[Observation], words: Sequence[AlignedWord]) -> list[Flag]:
     """Words the ASR guard marked as a repetition loop (value: how many)."""
     flags = []
+    loops = [w.loop for w in words]  # a column once: most observations have no loop at all
     for o in observations:
+        if not any(loops[o.word_start : o.word_end]):
+            continue
         loop = [w for w in _words(o, words) if w.loop]
-        if loop:
-            text = "".join(w.text for w in loop).strip()
-            flags.append(Flag(o.observation_id, "repetition_loop", len(loop),
-                              f"{_n(len(loop), 'word')} in a repetition loop (cut to one copy or flagged by the "
-                              f"ASR guard): {_clip(text)!r}; listen to what was said"))  # fmt: skip
+        text = "".join(w.text for w in loop).strip()
+        flags.append(Flag(o.observation_id, "repetition_loop", len(loop),
+                          f"{_n(len(loop), 'word')} in a repetition loop (cut to one copy or flagged by the "
+                          f"ASR guard): {_clip(text)!r}; listen to what was said"))  # fmt: skip
     return flags
 
 
@@ -105,17 +108,26 @@ def low_confidence(observations: Iterable[Observation], words: Sequence[AlignedW
     # Per-word columns once, then slices per observation: the same sums in the same order as
     # summing each observation's words, without touching every word object three times.
     probability = [w.probability for w in words]
-    segment_logprob = [segments[w.segment_index].avg_logprob if 0 <= w.segment_index < len(segments) else None
-                       for w in words]  # fmt: skip
+    segment_logprobs = [g.avg_logprob for g in segments]
+    last = len(segment_logprobs)
+    segment_logprob = [segment_logprobs[i] if 0 <= i < last else None for i in [w.segment_index for w in words]]
     floor = config.word_prob_floor
+    # Doubtful words before each word index: a count per observation is a difference (integers,
+    # exact), for the observations whose word range is a plain one (slices decide the rest).
+    below = list(accumulate([p < floor for p in probability], initial=0))
+    count = len(probability)
     for o in observations:
-        probabilities = probability[o.word_start : o.word_end]
+        first, end = o.word_start, o.word_end
+        probabilities = probability[first:end]
         if not probabilities:
             continue
         mean = sum(probabilities) / len(probabilities)
-        doubtful_count = sum(p < floor for p in probabilities)
+        if 0 <= first <= end <= count:
+            doubtful_count = below[end] - below[first]
+        else:
+            doubtful_count = sum(p < floor for p in probabilities)
         share = doubtful_count / len(probabilities)
-        logprobs = [lp for lp in segment_logprob[o.word_start : o.word_end] if lp is not None]
+        logprobs = [lp for lp in segment_logprob[first:end] if lp is not None]
         logprob = sum(logprobs) / len(logprobs) if logprobs else None
         why = []
         if mean < config.min_mean_word_prob:
@@ -201,11 +213,12 @@ def minor_speaker(observations: Sequence[Observation], config: ReviewConfig) -> 
 
 
 class _Union:
-    """Sorted, merged intervals; how much of [start, end) they cover."""
+    """Sorted, merged intervals; how much of [start, end) they cover. *spans* must come sorted
+    (the overlap rule sorts a set's turns once for all its unions)."""
 
     def __init__(self, spans: Iterable[tuple[float, float]]):
         merged: list[list[float]] = []
-        for start, end in sorted(spans):
+        for start, end in spans:
             if end <= start:
                 continue
             if merged and start <= merged[-1][1]:
@@ -217,19 +230,24 @@ class _Union:
 
     def covered(self, start: float, end: float) -> float:
         first, last = bisect_right(self.ends, start), bisect_left(self.starts, end)
+        if last - first == 1:  # the usual case, as sum() of one value would give it (0 + value)
+            return 0 + max(0.0, min(end, self.ends[first]) - max(start, self.starts[first]))
         return sum(max(0.0, min(end, self.ends[i]) - max(start, self.starts[i])) for i in range(first, last))
 
 
 def overlap(observations: Sequence[Observation], turns: Sequence[SpeakerTurn], config: ReviewConfig) -> list[Flag]:
     """Another label talks for at least `overlap_min_s` during the observation, in the
     overlap-aware diarisation (value: those seconds)."""
-    speakers = {t.speaker for t in turns}
-    own = {s: _Union((t.start, t.end) for t in turns if t.speaker == s) for s in speakers}
+    # Sorted by (start, end) once: any speaker's turns, or all but one speaker's, taken from it
+    # in order are what sorting them would give (equal spans are equal tuples).
+    spans = sorted(((t.start, t.end), t.speaker) for t in turns)
+    speakers = {speaker for _, speaker in spans}
+    own = {s: _Union([span for span, speaker in spans if speaker == s]) for s in speakers}
     others: dict[str, _Union] = {}
     flags = []
     for o in observations:
         if o.speaker not in others:
-            others[o.speaker] = _Union((t.start, t.end) for t in turns if t.speaker != o.speaker)
+            others[o.speaker] = _Union([span for span, speaker in spans if speaker != o.speaker])
         seconds = others[o.speaker].covered(o.start, o.end)
         if seconds > 0 and seconds >= config.overlap_min_s:
             who = sorted(((own[s].covered(o.start, o.end), s) for s in speakers if s != o.speaker), reverse=True)
