@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from ..stages.records import Alignment, Diarization, MediaInfo, Observations, RecordingMeta, Transcript
-from .common import arrow_column, index_column
+from .common import arrow_column, index_column, insert_columns
 from .common import now as utc_now
 from .connection import transaction
 
@@ -170,7 +170,7 @@ def _insert_set(con, item: LoadedRecording, run_id: str, now: dt.datetime) -> No
     for o in observations:
         word_owner[o.word_start : o.word_end] = [o.observation_id] * (o.word_end - o.word_start)
     loops = [w.loop for w in words]
-    _insert_columns(con, "observations", set_id, rid, {
+    insert_columns(con, "observations", set_id, rid, {
         "observation_id": arrow_column([o.observation_id for o in observations], pa.string()),
         "seq": arrow_column([o.seq for o in observations], pa.int32()),
         "speaker_label": arrow_column([o.speaker for o in observations], pa.string()),
@@ -183,7 +183,7 @@ def _insert_set(con, item: LoadedRecording, run_id: str, now: dt.datetime) -> No
         "overlap": arrow_column([o.overlap for o in observations], pa.bool_()),
         "repetition_loop": arrow_column([any(loops[o.word_start : o.word_end]) for o in observations], pa.bool_()),
     })  # fmt: skip
-    _insert_columns(con, "words", set_id, rid, {
+    insert_columns(con, "words", set_id, rid, {
         "word_index": index_column(len(words)),
         "observation_id": arrow_column(word_owner, pa.string()),
         "start_s": arrow_column([w.start for w in words], pa.float64()),
@@ -196,7 +196,7 @@ def _insert_set(con, item: LoadedRecording, run_id: str, now: dt.datetime) -> No
         "repetition_loop": arrow_column(loops, pa.bool_()),
         "asr_segment": arrow_column([w.segment_index for w in words], pa.int32()),
     })  # fmt: skip
-    _insert_columns(con, "asr_segments", set_id, rid, {
+    insert_columns(con, "asr_segments", set_id, rid, {
         "segment_index": index_column(len(segments)),
         "start_s": arrow_column([g.start for g in segments], pa.float64()),
         "end_s": arrow_column([g.end for g in segments], pa.float64()),
@@ -206,26 +206,13 @@ def _insert_set(con, item: LoadedRecording, run_id: str, now: dt.datetime) -> No
         "repetition_loop": arrow_column([g.repetition_loop for g in segments], pa.bool_()),
     })  # fmt: skip
     turns = [("regular", t) for t in item.diarization.turns] + [("exclusive", t) for t in item.diarization.exclusive_turns]
-    _insert_columns(con, "speaker_turns", set_id, rid, {
+    insert_columns(con, "speaker_turns", set_id, rid, {
         "kind": arrow_column([kind for kind, _ in turns], pa.string()),
         "start_s": arrow_column([t.start for _, t in turns], pa.float64()),
         "end_s": arrow_column([t.end for _, t in turns], pa.float64()),
         "speaker_label": arrow_column([t.speaker for _, t in turns], pa.string()),
     })  # fmt: skip
     _insert_speakers(con, item, set_id)
-
-
-def _insert_columns(con, table: str, set_id: str, rid: str, columns: dict[str, pa.Array]) -> None:
-    """One bulk insert of a set's rows of *table*, from Arrow columns (DuckDB reads them without
-    copying; a pandas frame of Python objects cost a third of the load). The set and recording
-    ids, the same on every row, come in as parameters rather than a column each."""
-    emessi_rows = pa.table(columns)
-    if not len(emessi_rows):
-        return
-    # DuckDB finds the local `emessi_rows` by name (a replacement scan): registering and
-    # unregistering a view instead costs two catalog changes per table.
-    con.execute(f"INSERT INTO {table} BY NAME SELECT ?::VARCHAR AS set_id, ?::VARCHAR AS recording_id, * "
-                "FROM emessi_rows", [set_id, rid])  # fmt: skip
 
 
 def _insert_speakers(con, item: LoadedRecording, set_id: str) -> None:
@@ -238,7 +225,7 @@ def _insert_speakers(con, item: LoadedRecording, set_id: str) -> None:
         observations[o.speaker] = observations.get(o.speaker, 0) + 1
         words[o.speaker] = words.get(o.speaker, 0) + o.word_count
     labels = sorted(set(item.diarization.speakers) | set(observations))
-    _insert_columns(con, "speakers", set_id, item.recording_id, {
+    insert_columns(con, "speakers", set_id, item.recording_id, {
         "speaker_label": arrow_column(labels, pa.string()),
         "talk_time_s": arrow_column([round(talk.get(s, 0), 3) for s in labels], pa.float64()),
         "observation_count": arrow_column([observations.get(s, 0) for s in labels], pa.int32()),

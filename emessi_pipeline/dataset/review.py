@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from ..config import ReviewConfig
 from ..stages.records import AlignedWord, Observation, Segment, SpeakerTurn
-from .common import DatasetError, arrow_column, new_id, now, resolve_observation
+from .common import DatasetError, arrow_column, insert_columns, new_id, now, resolve_observation
 from .connection import transaction
 
 if TYPE_CHECKING:
@@ -367,16 +367,13 @@ def _write(con, set_id: str, recording_id: str, flags: list[Flag], config: Revie
     if flags:
         import pyarrow as pa
 
-        emessi_flags = pa.table({
+        insert_columns(con, "review_flags", set_id, recording_id, {
             "observation_id": arrow_column([f.observation_id for f in flags], pa.string()),
             "reason": arrow_column([f.reason for f in flags], pa.string()),
             "priority": arrow_column([PRIORITY[f.reason] for f in flags], pa.int32()),
             "value": arrow_column([f.value for f in flags], pa.float64()),
             "detail": arrow_column([f.detail for f in flags], pa.string()),
         })  # fmt: skip
-        # One bulk insert from Arrow columns, found by name (a replacement scan, no view to register).
-        con.execute("INSERT INTO review_flags BY NAME SELECT ?::VARCHAR AS set_id, ?::VARCHAR AS recording_id, * "
-                    "FROM emessi_flags", [set_id, recording_id])  # fmt: skip
     con.execute(
         f"INSERT {'OR REPLACE ' if replace else ''}INTO review_sets VALUES (?, ?, ?, ?, ?, ?)",
         [set_id, recording_id, now(), RULES_VERSION, _params(config), len(flags)],
