@@ -134,8 +134,9 @@ def test_silence_and_a_half_second_recording_load_without_error(make_ingestor, w
     assert results["puoli sekuntia.wav"].duration_s == pytest.approx(0.5, abs=0.05)
 
 
-def test_unreadable_file_is_reported_as_such(make_ingestor, tmp_path, good):
-    """Root reads anything, so the run drops the capabilities that let it (as a cron user would lack them)."""
+def test_unreadable_file_is_reported_as_such(make_ingestor, workspace, tmp_path, good):
+    """Root reads anything, so the run drops the capabilities that let it (as a cron user would lack them).
+    The module's workspace: the readable file's models ran in an earlier test (or run here once)."""
     locked = good / "salainen.wav"
     shutil.copy(good / "kokous 1 – Jyväskylä.wav", locked)
     _age(locked)
@@ -143,7 +144,7 @@ def test_unreadable_file_is_reported_as_such(make_ingestor, tmp_path, good):
     db = tmp_path / "perm.duckdb"
     caps = "-dac_override,-dac_read_search"
     cmd = ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}", "--", sys.executable, "-m", "emessi_pipeline",
-           "ingest", str(good), "--db", str(db), "-w", str(tmp_path / "w"), "--language", "en", "--json"]  # fmt: skip
+           "ingest", str(good), "--db", str(db), "-w", str(workspace), "--language", "en", "--json"]  # fmt: skip
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     if "setpriv" in result.stderr and "Operation not permitted" in result.stderr:
         pytest.skip("this sandbox does not allow dropping capabilities")
@@ -248,12 +249,13 @@ def textwrap_hold(lock: Path) -> str:
     )
 
 
-def test_database_held_by_another_program_is_a_clear_message_and_wait_retries(tmp_path, good):
+def test_database_held_by_another_program_is_a_clear_message_and_wait_retries(workspace, tmp_path, good):
     db = tmp_path / "held.duckdb"
     duckdb.connect(str(db)).close()
     hold = ("import duckdb, sys, time\ncon = duckdb.connect(sys.argv[1])\nprint('open', flush=True)\n"
             "time.sleep(float(sys.argv[2]))\ncon.close()\n")  # fmt: skip
-    args = [sys.executable, "-m", "emessi_pipeline", "ingest", str(good), "--db", str(db), "-w", str(tmp_path / "w"),
+    # The module's workspace: what is tested is the wait, not the models (cached after the first run).
+    args = [sys.executable, "-m", "emessi_pipeline", "ingest", str(good), "--db", str(db), "-w", str(workspace),
             "--language", "en", "--json"]  # fmt: skip
     holder = subprocess.Popen([sys.executable, "-c", hold, str(db), "30"], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "open"
