@@ -22,6 +22,8 @@ class Base:
     db: Path
     workspace: Path
     demo_source: Path
+    # The workspace as the demo's ingest left it, before any test re-segments in `workspace`.
+    demo_workspace: Path
 
 
 _BUILT: dict[str, Base] = {}
@@ -40,6 +42,7 @@ def _build(make_ingestor, demo_dir, tmp_path_factory) -> Base:
     db, work = root / "base.duckdb", root / "work"
     summary = make_ingestor(workspace=work, db=db).run(demo_dir / "recordings")
     assert not summary.failed
+    shutil.copytree(work, root / "demo-work")
     english = root / "english"
     copy_to(shared("ami", "trn07.wav"), english, f"{AMI}.wav")
     (english / "manifest.csv").write_text(
@@ -47,7 +50,7 @@ def _build(make_ingestor, demo_dir, tmp_path_factory) -> Base:
     )
     summary = make_ingestor(workspace=work, db=db, overrides={"asr.language": "en"}).run(english)
     assert not summary.failed
-    return Base(db, work, demo_dir / "recordings" / f"{DEMO}.mp4")
+    return Base(db, work, demo_dir / "recordings" / f"{DEMO}.mp4", root / "demo-work")
 
 
 @pytest.fixture

@@ -124,9 +124,10 @@ def test_jfk_transcript_is_accurate(make_ingestor):
 def demo_ingest(dataset_base, make_ingestor, demo_dir, tmp_path_factory):
     """The demo meeting in a database of its own. Its models already ran on it this session, in
     the dataset tests' base (the same default profile, a workspace of its own then): a copy of
-    that workspace serves them from the cache, so the chain is the same without running twice."""
+    that workspace as the demo's ingest left it serves them from the cache, so the chain is the
+    same without running twice (the base's own workspace has other tests' segmentations since)."""
     root = tmp_path_factory.mktemp("demo-ingest")
-    shutil.copytree(dataset_base.workspace, root / "work")
+    shutil.copytree(dataset_base.demo_workspace, root / "work")
     ingestor = make_ingestor(workspace=root / "work", db=root / "demo.duckdb")
     summary = ingestor.run(demo_dir / "recordings")
     assert not {"transcribe", "diarize"} & set(summary.results[0].computed)
