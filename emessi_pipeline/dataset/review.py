@@ -332,8 +332,12 @@ def _params(config: ReviewConfig) -> str:
 
 
 def is_current(con, set_id: str, config: ReviewConfig) -> bool:
-    row = con.execute("SELECT rules_version, params FROM review_sets WHERE set_id = ?", [set_id]).fetchone()
-    return _made_by(row, config)
+    return _made_by(_stored(con, set_id), config)
+
+
+def _stored(con, set_id: str) -> tuple | None:
+    """The set's review_sets row as _made_by reads it (None: never flagged)."""
+    return con.execute("SELECT rules_version, params FROM review_sets WHERE set_id = ?", [set_id]).fetchone()
 
 
 def _made_by(stored: tuple | None, config: ReviewConfig) -> bool:
@@ -349,7 +353,7 @@ def store_flags(con, set_id: str, config: ReviewConfig | None = None, force: boo
     *records*: the set as it is being loaded; without them the set is read back from the tables.
     """
     config = config or config_for_set(con, set_id)
-    stored = con.execute("SELECT rules_version, params FROM review_sets WHERE set_id = ?", [set_id]).fetchone()
+    stored = _stored(con, set_id)
     if not force and _made_by(stored, config):
         return None
     recording = con.execute("SELECT recording_id FROM observation_sets WHERE set_id = ?", [set_id]).fetchone()
