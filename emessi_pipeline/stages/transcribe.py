@@ -84,7 +84,8 @@ class Whisper:
                                  compute_type=self.config.compute_type, cpu_threads=self.config.cpu_threads,
                                  local_files_only=self.resolved.local_only)  # fmt: skip
             model.feature_extractor = lean_features(model.feature_extractor)
-            lean_vad()
+            if self.config.vad_filter:  # the VAD model loads only for runs that use it
+                lean_vad()
             self._model = BatchedInferencePipeline(model) if self.config.batch_size > 0 else model
         self._untouched = False  # until a decoding finishes without sampling (an interrupt leaves it so)
         return self._model
