@@ -30,6 +30,7 @@ from ..stages.models import MissingModelError
 from ..stages.records import Alignment, Diarization, MediaInfo, Observations, Transcript
 from ..stages.segment import observation_set_id, segment
 from ..stages.transcribe import transcribe
+from . import memory
 from .manifest import RecordingMeta
 from .parallel import Background
 from .results import RecordingResult, Reporter
@@ -282,7 +283,8 @@ class Chain:
 
             def run():
                 return transcribe(self.host.asr(), self.audio(), self.profile.asr,
-                                  progress=lambda done: self._report("transcribe", done, duration))  # fmt: skip
+                                  progress=lambda done: self._report("transcribe", done, duration),
+                                  before_block=memory.release_freed_memory)  # fmt: skip
 
             transcript = self._timed("transcribe", run)
             self.ws.save("transcribe", key, transcript)

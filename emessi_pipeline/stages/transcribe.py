@@ -183,8 +183,12 @@ def transcribe(
     audio: np.ndarray,
     config: AsrConfig,
     progress: ProgressHook | None = None,
+    before_block: Callable[[], object] | None = None,
 ) -> Transcript:
-    """Transcribe 16 kHz mono float32 *audio* into segments with word timings."""
+    """Transcribe 16 kHz mono float32 *audio* into segments with word timings.
+
+    *before_block* runs before each block of at most `asr.block_minutes` is decoded (the runs
+    layer hands the allocator's free memory back there)."""
     options = dict(
         language=None if config.language in (None, "auto") else config.language,
         beam_size=config.beam_size,
@@ -204,6 +208,8 @@ def transcribe(
         # Whisper's feature extractor builds the spectrogram of everything it is given at once
         # (windowed frames, a complex128 FFT and copies: about 2.5 GB an hour); blocks cut at
         # quiet moments keep that to a few hundred MB however long the meeting is.
+        if before_block:
+            before_block()
         raw_segments, info = decoder.transcribe(audio[start:end], **{**options, "language": language})
         language = language or info.language  # one language for the whole recording
         probability = probability or float(info.language_probability)
