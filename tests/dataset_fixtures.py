@@ -24,6 +24,8 @@ class Base:
     demo_source: Path
     # The workspace as the demo's ingest left it, before any test re-segments in `workspace`.
     demo_workspace: Path
+    # The workspace as both ingests left it: the AMI clip's models' results, for test_ingest.
+    ami_workspace: Path
 
 
 _BUILT: dict[str, Base] = {}
@@ -50,7 +52,8 @@ def _build(make_ingestor, demo_dir, tmp_path_factory) -> Base:
     )
     summary = make_ingestor(workspace=work, db=db, overrides={"asr.language": "en"}).run(english)
     assert not summary.failed
-    return Base(db, work, demo_dir / "recordings" / f"{DEMO}.mp4", root / "demo-work")
+    shutil.copytree(work, root / "ami-work")
+    return Base(db, work, demo_dir / "recordings" / f"{DEMO}.mp4", root / "demo-work", root / "ami-work")
 
 
 @pytest.fixture
