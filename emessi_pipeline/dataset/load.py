@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,18 +171,24 @@ def _insert_set(con, item: LoadedRecording, run_id: str, now: dt.datetime) -> No
     for o in observations:
         word_owner[o.word_start : o.word_end] = [o.observation_id] * (o.word_end - o.word_start)
     loops = [w.loop for w in words]
+    if any(loops):
+        in_loop = [any(loops[o.word_start : o.word_end]) for o in observations]
+    else:  # the usual set: no word in a loop, so no observation either
+        in_loop = [False] * len(observations)
+    labels = [o.speaker for o in observations]
+    word_counts = [o.word_count for o in observations]
     insert_columns(con, "observations", set_id, rid, {
         "observation_id": arrow_column([o.observation_id for o in observations], pa.string()),
         "seq": arrow_column([o.seq for o in observations], pa.int32()),
-        "speaker_label": arrow_column([o.speaker for o in observations], pa.string()),
+        "speaker_label": arrow_column(labels, pa.string()),
         "start_s": arrow_column([o.start for o in observations], pa.float64()),
         "end_s": arrow_column([o.end for o in observations], pa.float64()),
         "duration_s": arrow_column([round(o.end - o.start, 3) for o in observations], pa.float64()),
         "text": arrow_column([o.text for o in observations], pa.string()),
-        "word_count": arrow_column([o.word_count for o in observations], pa.int32()),
+        "word_count": arrow_column(word_counts, pa.int32()),
         "mean_word_prob": arrow_column([o.mean_word_probability for o in observations], pa.float64()),
         "overlap": arrow_column([o.overlap for o in observations], pa.bool_()),
-        "repetition_loop": arrow_column([any(loops[o.word_start : o.word_end]) for o in observations], pa.bool_()),
+        "repetition_loop": arrow_column(in_loop, pa.bool_()),
     })  # fmt: skip
     insert_columns(con, "words", set_id, rid, {
         "word_index": index_column(len(words)),
@@ -205,25 +212,26 @@ def _insert_set(con, item: LoadedRecording, run_id: str, now: dt.datetime) -> No
         "no_speech_prob": arrow_column([g.no_speech_prob for g in segments], pa.float64()),
         "repetition_loop": arrow_column([g.repetition_loop for g in segments], pa.bool_()),
     })  # fmt: skip
-    turns = [("regular", t) for t in item.diarization.turns] + [("exclusive", t) for t in item.diarization.exclusive_turns]
+    regular, exclusive = item.diarization.turns, item.diarization.exclusive_turns
     insert_columns(con, "speaker_turns", set_id, rid, {
-        "kind": arrow_column([kind for kind, _ in turns], pa.string()),
-        "start_s": arrow_column([t.start for _, t in turns], pa.float64()),
-        "end_s": arrow_column([t.end for _, t in turns], pa.float64()),
-        "speaker_label": arrow_column([t.speaker for _, t in turns], pa.string()),
+        "kind": arrow_column(["regular"] * len(regular) + ["exclusive"] * len(exclusive), pa.string()),
+        "start_s": arrow_column([t.start for t in regular] + [t.start for t in exclusive], pa.float64()),
+        "end_s": arrow_column([t.end for t in regular] + [t.end for t in exclusive], pa.float64()),
+        "speaker_label": arrow_column([t.speaker for t in regular] + [t.speaker for t in exclusive], pa.string()),
     })  # fmt: skip
-    _insert_speakers(con, item, set_id)
+    _insert_speakers(con, item, set_id, labels, word_counts)
 
 
-def _insert_speakers(con, item: LoadedRecording, set_id: str) -> None:
+def _insert_speakers(con, item: LoadedRecording, set_id: str, speaker_of: list[str], word_counts: list[int]) -> None:
+    """*speaker_of* and *word_counts*: the labels and word counts of the set's observations (the
+    columns _insert_set took)."""
     talk: dict[str, float] = {}
     for t in item.diarization.exclusive_turns:
         talk[t.speaker] = talk.get(t.speaker, 0) + (t.end - t.start)
-    observations: dict[str, int] = {}
+    observations = Counter(speaker_of)
     words: dict[str, int] = {}
-    for o in item.observations.observations:
-        observations[o.speaker] = observations.get(o.speaker, 0) + 1
-        words[o.speaker] = words.get(o.speaker, 0) + o.word_count
+    for label, count in zip(speaker_of, word_counts):
+        words[label] = words.get(label, 0) + count
     labels = sorted(set(item.diarization.speakers) | set(observations))
     insert_columns(con, "speakers", set_id, item.recording_id, {
         "speaker_label": arrow_column(labels, pa.string()),
