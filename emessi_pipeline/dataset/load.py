@@ -21,7 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from ..stages.records import Alignment, Diarization, MediaInfo, Observations, RecordingMeta, Transcript
-from .common import arrow_column, index_column, insert_columns
+from .common import arrow_column, index_column, insert_columns, kept_word_columns, word_column
 from .common import now as utc_now
 from .connection import transaction
 
@@ -67,7 +67,7 @@ def load_recording(con: duckdb.DuckDBPyConnection, item: LoadedRecording, run_id
     now = utc_now()
     set_id = item.observations.set_id
     here = str(item.path.resolve())
-    with transaction(con):
+    with transaction(con), kept_word_columns(item.alignment.words):
         # What the load needs to know, in one statement: every statement costs about a
         # millisecond of DuckDB overhead, and a load is otherwise a few bulk inserts.
         known, previous, exists, path_known, path_owner = con.execute(
@@ -170,7 +170,7 @@ def _insert_set(con, item: LoadedRecording, run_id: str, now: dt.datetime) -> No
     word_owner = [""] * len(words)
     for o in observations:
         word_owner[o.word_start : o.word_end] = [o.observation_id] * (o.word_end - o.word_start)
-    loops = [w.loop for w in words]
+    loops = word_column(words, "loop")
     if any(loops):
         in_loop = [any(loops[o.word_start : o.word_end]) for o in observations]
     else:  # the usual set: no word in a loop, so no observation either
@@ -193,15 +193,15 @@ def _insert_set(con, item: LoadedRecording, run_id: str, now: dt.datetime) -> No
     insert_columns(con, "words", set_id, rid, {
         "word_index": index_column(len(words)),
         "observation_id": arrow_column(word_owner, pa.string()),
-        "start_s": arrow_column([w.start for w in words], pa.float64()),
-        "end_s": arrow_column([w.end for w in words], pa.float64()),
-        "text": arrow_column([w.text.strip() for w in words], pa.string()),
-        "probability": arrow_column([w.probability for w in words], pa.float64()),
-        "speaker_label": arrow_column([w.speaker for w in words], pa.string()),
-        "overlap": arrow_column([w.overlap for w in words], pa.bool_()),
-        "in_gap": arrow_column([w.in_gap for w in words], pa.bool_()),
+        "start_s": arrow_column(word_column(words, "start"), pa.float64()),
+        "end_s": arrow_column(word_column(words, "end"), pa.float64()),
+        "text": arrow_column(list(map(str.strip, word_column(words, "text"))), pa.string()),
+        "probability": arrow_column(word_column(words, "probability"), pa.float64()),
+        "speaker_label": arrow_column(word_column(words, "speaker"), pa.string()),
+        "overlap": arrow_column(word_column(words, "overlap"), pa.bool_()),
+        "in_gap": arrow_column(word_column(words, "in_gap"), pa.bool_()),
         "repetition_loop": arrow_column(loops, pa.bool_()),
-        "asr_segment": arrow_column([w.segment_index for w in words], pa.int32()),
+        "asr_segment": arrow_column(word_column(words, "segment_index"), pa.int32()),
     })  # fmt: skip
     insert_columns(con, "asr_segments", set_id, rid, {
         "segment_index": index_column(len(segments)),

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from ..config import ReviewConfig
 from ..stages.records import AlignedWord, Observation, Segment, SpeakerTurn
-from .common import DatasetError, arrow_column, insert_columns, new_id, now, resolve_observation
+from .common import DatasetError, arrow_column, insert_columns, new_id, now, resolve_observation, word_column
 from .connection import transaction
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ def _words(o: Observation, words: Sequence[AlignedWord]) -> Sequence[AlignedWord
 def repetition_loop(observations: Iterable[Observation], words: Sequence[AlignedWord]) -> list[Flag]:
     """Words the ASR guard marked as a repetition loop (value: how many)."""
     flags = []
-    loops = [w.loop for w in words]  # a column once: most observations have no loop at all
+    loops = word_column(words, "loop")  # a column once: most observations have no loop at all
     if not any(loops):  # and most sets none
         return flags
     for o in observations:
@@ -109,10 +109,10 @@ def low_confidence(observations: Iterable[Observation], words: Sequence[AlignedW
     flags = []
     # Per-word columns once, then slices per observation: the same sums in the same order as
     # summing each observation's words, without touching every word object three times.
-    probability = [w.probability for w in words]
+    probability = word_column(words, "probability")
     segment_logprobs = [g.avg_logprob for g in segments]
     last = len(segment_logprobs)
-    indices = [w.segment_index for w in words]
+    indices = word_column(words, "segment_index")
     # The usual set: every word in a segment, so no None to leave out of an observation's mean.
     if indices and 0 <= min(indices) and max(indices) < last and None not in segment_logprobs:
         segment_logprob = list(map(segment_logprobs.__getitem__, indices))
