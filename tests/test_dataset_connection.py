@@ -172,3 +172,25 @@ def test_a_load_writes_every_field_of_the_records_as_they_are(tmp_path):
     types = dict(con.execute("SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'words'").fetchall())
     assert types["word_index"] == types["asr_segment"] == "INTEGER" and types["start_s"] == "DOUBLE"
     con.close()
+
+
+def test_a_loads_word_columns_are_read_once_and_dropped_with_the_load():
+    """Inside kept_word_columns the load and the review rules share one list per field of the
+    words, equal to the fields read word by word; after the block nothing of the words is kept."""
+    from emessi_pipeline.dataset import common
+
+    words = tuple(AlignedWord(start=i * 0.5, end=i * 0.5 + 0.4, text=f" w{i}", probability=i / 7, speaker=f"S{i % 2}",
+                              overlap=i == 1, in_gap=False, loop=i == 3, segment_index=i // 2 - 1) for i in range(6))  # fmt: skip
+    fields = ("start", "end", "text", "probability", "speaker", "overlap", "in_gap", "loop", "segment_index")
+    expected = {f: [getattr(w, f) for w in words] for f in fields}
+    with common.kept_word_columns(words):
+        shared = common.word_column(words, "probability")
+        assert common.word_column(words, "probability") is shared
+        assert {f: common.word_column(words, f) for f in fields} == expected
+        # another tuple of the same words is not these words: read on its own
+        assert common.word_column(words[:3], "loop") == expected["loop"][:3]
+    assert common._KEPT_WORDS == {}
+    assert common.word_column(words, "probability") == shared and common.word_column(words, "probability") is not shared
+    # a list may change under the caller: never kept
+    with common.kept_word_columns(list(words)):
+        assert common._KEPT_WORDS == {}

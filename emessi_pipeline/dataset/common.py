@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 
 from ..stages.audio import OUTPUT_MARKER, mark_as_output
@@ -18,6 +20,41 @@ def arrow_column(values, kind):
 
     array = pa.array(values)
     return array if array.type == kind else array.cast(kind)
+
+
+# Word columns kept while a load runs (see kept_word_columns), by the id of the words' tuple.
+_KEPT_WORDS: dict[int, tuple] = {}
+
+
+@contextmanager
+def kept_word_columns(words):
+    """While the block runs, `word_column` takes each field of *words* from the word objects once
+    and hands the same list to every caller: the load's columns and the review rules read the
+    same few fields of a set's ~10,000 words. Only for a tuple (immutable); nothing is kept after."""
+    if not isinstance(words, tuple) or id(words) in _KEPT_WORDS:
+        yield
+        return
+    _KEPT_WORDS[id(words)] = (words, [], {})  # the tuple itself, so its id stays its own
+    try:
+        yield
+    finally:
+        del _KEPT_WORDS[id(words)]
+
+
+def word_column(words, field: str) -> list:
+    """*field* of every word, as a list (not to be changed: it may be shared, see kept_word_columns)."""
+    kept = _KEPT_WORDS.get(id(words))
+    if kept is None or kept[0] is not words:
+        return list(map(attrgetter(field), words))
+    _, rows, columns = kept
+    if field not in columns:
+        if not rows:
+            # The fields of a pydantic record are its __dict__: a dict look-up per word is about
+            # half the cost of an attribute look-up (BaseModel's __getattr__ keeps Python from
+            # specialising attribute access on these classes).
+            rows.extend(map(vars, words))
+        columns[field] = [row[field] for row in rows]
+    return columns[field]
 
 
 def index_column(count: int):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from ..stages.records import Alignment, Diarization, MediaInfo, Observations, RecordingMeta, Transcript
-from .common import arrow_column, index_column, insert_columns
+from .common import arrow_column, index_column, insert_columns, kept_word_columns, word_column
 from .common import now as utc_now
 from .connection import transaction
 
@@ -66,7 +67,7 @@ def load_recording(con: duckdb.DuckDBPyConnection, item: LoadedRecording, run_id
     now = utc_now()
     set_id = item.observations.set_id
     here = str(item.path.resolve())
-    with transaction(con):
+    with transaction(con), kept_word_columns(item.alignment.words):
         # What the load needs to know, in one statement: every statement costs about a
         # millisecond of DuckDB overhead, and a load is otherwise a few bulk inserts.
         known, previous, exists, path_known, path_owner = con.execute(
@@ -169,32 +170,38 @@ def _insert_set(con, item: LoadedRecording, run_id: str, now: dt.datetime) -> No
     word_owner = [""] * len(words)
     for o in observations:
         word_owner[o.word_start : o.word_end] = [o.observation_id] * (o.word_end - o.word_start)
-    loops = [w.loop for w in words]
+    loops = word_column(words, "loop")
+    if any(loops):
+        in_loop = [any(loops[o.word_start : o.word_end]) for o in observations]
+    else:  # the usual set: no word in a loop, so no observation either
+        in_loop = [False] * len(observations)
+    labels = [o.speaker for o in observations]
+    word_counts = [o.word_count for o in observations]
     insert_columns(con, "observations", set_id, rid, {
         "observation_id": arrow_column([o.observation_id for o in observations], pa.string()),
         "seq": arrow_column([o.seq for o in observations], pa.int32()),
-        "speaker_label": arrow_column([o.speaker for o in observations], pa.string()),
+        "speaker_label": arrow_column(labels, pa.string()),
         "start_s": arrow_column([o.start for o in observations], pa.float64()),
         "end_s": arrow_column([o.end for o in observations], pa.float64()),
         "duration_s": arrow_column([round(o.end - o.start, 3) for o in observations], pa.float64()),
         "text": arrow_column([o.text for o in observations], pa.string()),
-        "word_count": arrow_column([o.word_count for o in observations], pa.int32()),
+        "word_count": arrow_column(word_counts, pa.int32()),
         "mean_word_prob": arrow_column([o.mean_word_probability for o in observations], pa.float64()),
         "overlap": arrow_column([o.overlap for o in observations], pa.bool_()),
-        "repetition_loop": arrow_column([any(loops[o.word_start : o.word_end]) for o in observations], pa.bool_()),
+        "repetition_loop": arrow_column(in_loop, pa.bool_()),
     })  # fmt: skip
     insert_columns(con, "words", set_id, rid, {
         "word_index": index_column(len(words)),
         "observation_id": arrow_column(word_owner, pa.string()),
-        "start_s": arrow_column([w.start for w in words], pa.float64()),
-        "end_s": arrow_column([w.end for w in words], pa.float64()),
-        "text": arrow_column([w.text.strip() for w in words], pa.string()),
-        "probability": arrow_column([w.probability for w in words], pa.float64()),
-        "speaker_label": arrow_column([w.speaker for w in words], pa.string()),
-        "overlap": arrow_column([w.overlap for w in words], pa.bool_()),
-        "in_gap": arrow_column([w.in_gap for w in words], pa.bool_()),
+        "start_s": arrow_column(word_column(words, "start"), pa.float64()),
+        "end_s": arrow_column(word_column(words, "end"), pa.float64()),
+        "text": arrow_column(list(map(str.strip, word_column(words, "text"))), pa.string()),
+        "probability": arrow_column(word_column(words, "probability"), pa.float64()),
+        "speaker_label": arrow_column(word_column(words, "speaker"), pa.string()),
+        "overlap": arrow_column(word_column(words, "overlap"), pa.bool_()),
+        "in_gap": arrow_column(word_column(words, "in_gap"), pa.bool_()),
         "repetition_loop": arrow_column(loops, pa.bool_()),
-        "asr_segment": arrow_column([w.segment_index for w in words], pa.int32()),
+        "asr_segment": arrow_column(word_column(words, "segment_index"), pa.int32()),
     })  # fmt: skip
     insert_columns(con, "asr_segments", set_id, rid, {
         "segment_index": index_column(len(segments)),
@@ -205,25 +212,26 @@ def _insert_set(con, item: LoadedRecording, run_id: str, now: dt.datetime) -> No
         "no_speech_prob": arrow_column([g.no_speech_prob for g in segments], pa.float64()),
         "repetition_loop": arrow_column([g.repetition_loop for g in segments], pa.bool_()),
     })  # fmt: skip
-    turns = [("regular", t) for t in item.diarization.turns] + [("exclusive", t) for t in item.diarization.exclusive_turns]
+    regular, exclusive = item.diarization.turns, item.diarization.exclusive_turns
     insert_columns(con, "speaker_turns", set_id, rid, {
-        "kind": arrow_column([kind for kind, _ in turns], pa.string()),
-        "start_s": arrow_column([t.start for _, t in turns], pa.float64()),
-        "end_s": arrow_column([t.end for _, t in turns], pa.float64()),
-        "speaker_label": arrow_column([t.speaker for _, t in turns], pa.string()),
+        "kind": arrow_column(["regular"] * len(regular) + ["exclusive"] * len(exclusive), pa.string()),
+        "start_s": arrow_column([t.start for t in regular] + [t.start for t in exclusive], pa.float64()),
+        "end_s": arrow_column([t.end for t in regular] + [t.end for t in exclusive], pa.float64()),
+        "speaker_label": arrow_column([t.speaker for t in regular] + [t.speaker for t in exclusive], pa.string()),
     })  # fmt: skip
-    _insert_speakers(con, item, set_id)
+    _insert_speakers(con, item, set_id, labels, word_counts)
 
 
-def _insert_speakers(con, item: LoadedRecording, set_id: str) -> None:
+def _insert_speakers(con, item: LoadedRecording, set_id: str, speaker_of: list[str], word_counts: list[int]) -> None:
+    """*speaker_of* and *word_counts*: the labels and word counts of the set's observations (the
+    columns _insert_set took)."""
     talk: dict[str, float] = {}
     for t in item.diarization.exclusive_turns:
         talk[t.speaker] = talk.get(t.speaker, 0) + (t.end - t.start)
-    observations: dict[str, int] = {}
+    observations = Counter(speaker_of)
     words: dict[str, int] = {}
-    for o in item.observations.observations:
-        observations[o.speaker] = observations.get(o.speaker, 0) + 1
-        words[o.speaker] = words.get(o.speaker, 0) + o.word_count
+    for label, count in zip(speaker_of, word_counts):
+        words[label] = words.get(label, 0) + count
     labels = sorted(set(item.diarization.speakers) | set(observations))
     insert_columns(con, "speakers", set_id, item.recording_id, {
         "speaker_label": arrow_column(labels, pa.string()),
