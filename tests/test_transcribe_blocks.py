@@ -26,7 +26,6 @@ def test_the_spectrogram_computed_30_s_at_a_time_is_the_librarys_bit_for_bit():
         assert np.array_equal(lean(audio, chunk_length=30), library(audio, chunk_length=30)), seconds
 
 
-
 def test_voice_activity_in_pieces_of_1000_windows_is_the_librarys_bit_for_bit():
     from faster_whisper.vad import SileroVADModel, VadOptions, get_speech_timestamps, get_vad_model
 

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import sys
 
 M_ARENA_MAX = -8  # from glibc's malloc.h
 
 
+@functools.cache  # find_library runs ldconfig; the hand-back is called at every Whisper block
 def _libc():
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
 
