@@ -52,3 +52,20 @@ def test_count_estimate_ignores_small_clusters_and_keeps_the_group_bound():
     assert estimate_count(unit, 1, 11, "ahc", 0.3) == 5
     assert estimate_count(unit, 1, 11, "ahc", 0.3, min_share=0.05) == 3
     assert estimate_count(unit, 1, 4, "ahc", 0.3) == 4  # the manifest's group size caps it
+
+
+def test_count_in_a_long_meeting_keeps_a_quiet_participant_the_share_alone_would_drop():
+    import numpy as np
+
+    from emessi_pipeline.stages.diarize import estimate_count
+
+    rng = np.random.default_rng(1)
+    centres = np.eye(8)[:4]
+    # three voices heard at length, one who speaks a little (15 embeddings of 1,215), two strays
+    sizes = (400, 400, 400, 15)
+    points = [c + rng.normal(0, 0.05, (k, 8)) for c, k in zip(centres, sizes)] + [np.eye(8)[5:7]]
+    unit = np.concatenate(points)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    assert estimate_count(unit, 1, 11, "ahc", 0.3, min_share=0.02, min_size=10**6) == 3  # 2 % = 24 embeddings
+    assert estimate_count(unit, 1, 11, "ahc", 0.3, min_share=0.02, min_size=12) == 4
+    assert estimate_count(unit, 1, 11, "ahc", 0.3, min_share=0.0) == 6  # without either, the strays count
