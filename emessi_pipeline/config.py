@@ -93,11 +93,11 @@ class DiarizationConfig(Section):
     # (cosine distance); eigengap = spectral eigengap; silhouette = best KMeans silhouette
     # (one speaker below count_threshold).
     count_method: Literal["ahc", "eigengap", "silhouette"] = "ahc"
-    count_threshold: float = Field(0.3, gt=0, lt=2)
+    count_threshold: float = Field(0.28, gt=0, lt=2)
     # ahc: a cluster with fewer than this share of the embeddings is not counted as a speaker,
     # nor, in long recordings, one with fewer than count_min_size embeddings: the share alone
     # would ask more speech of a participant the longer the meeting runs.
-    count_min_share: float = Field(0.0, ge=0, lt=0.5)
+    count_min_share: float = Field(0.01, ge=0, lt=0.5)
     count_min_size: int = Field(12, ge=1)
 
     @model_validator(mode="after")
