@@ -99,6 +99,8 @@ class DiarizationConfig(Section):
     # would ask more speech of a participant the longer the meeting runs.
     count_min_share: float = Field(0.01, ge=0, lt=0.5)
     count_min_size: int = Field(12, ge=1)
+    # ahc: longer meetings are counted on every k-th embedding (memory grows with the square).
+    count_max_embeddings: int = Field(4000, ge=100)
 
     @model_validator(mode="after")
     def _bounds(self) -> "DiarizationConfig":

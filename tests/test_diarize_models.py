@@ -69,3 +69,21 @@ def test_count_in_a_long_meeting_keeps_a_quiet_participant_the_share_alone_would
     assert estimate_count(unit, 1, 11, "ahc", 0.3, min_share=0.02, min_size=10**6) == 3  # 2 % = 24 embeddings
     assert estimate_count(unit, 1, 11, "ahc", 0.3, min_share=0.02, min_size=12) == 4
     assert estimate_count(unit, 1, 11, "ahc", 0.3, min_share=0.0) == 6  # without either, the strays count
+
+
+def test_count_of_a_long_meeting_is_taken_on_every_kth_embedding_with_the_same_result():
+    import numpy as np
+
+    from emessi_pipeline.stages.diarize import estimate_count
+
+    rng = np.random.default_rng(2)
+    centres = np.eye(8)[:4]
+    sizes = (1000, 1000, 985, 15)  # the quiet voice: 5 of the sample at every third, standing for 15
+    voices = [c + rng.normal(0, 0.05, (k, 8)) for c, k in zip(centres, sizes)]
+    order = rng.permutation(3000)  # voices interleaved in time, as in a meeting
+    unit = np.concatenate(voices)[order]
+    unit = np.concatenate([unit, np.eye(8)[5:7]])  # two strays
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    full = estimate_count(unit, 1, 11, "ahc", 0.3, min_share=0.01, min_size=12, max_embeddings=10**6)
+    sampled = estimate_count(unit, 1, 11, "ahc", 0.3, min_share=0.01, min_size=12, max_embeddings=1000)
+    assert full == sampled == 4

@@ -29,7 +29,7 @@ CLUSTER_METHODS = ("kmeans", "ahc-kmeans", "spectral")
 
 
 def estimate_count(unit: np.ndarray, lower: int, upper: int, method: str = "ahc", threshold: float = 0.25,
-                   min_share: float = 0.0, min_size: int = 12) -> int:  # fmt: skip
+                   min_share: float = 0.0, min_size: int = 12, max_embeddings: int = 4000) -> int:  # fmt: skip
     """How many speakers a set of unit-length embeddings holds, kept within [lower, upper].
 
     ``ahc``: average-linkage clustering on cosine distance, cut at *threshold*; only clusters
@@ -37,6 +37,10 @@ def estimate_count(unit: np.ndarray, lower: int, upper: int, method: str = "ahc"
     long meeting, overlapped or noisy chunks make small clusters of their own, which are no one
     new; *min_size* caps what the share asks, as pyannote's own clustering counts clusters of 12
     embeddings, so that in a long meeting a participant with a few seconds of speech still counts).
+    Average linkage needs every pairwise distance, twice over in scipy: 2.5 GB for the 18,000
+    embeddings of a two-hour meeting. Beyond *max_embeddings* it therefore counts on every k-th
+    embedding (in time order, so each voice keeps its share), a cluster of the sample standing
+    for k times as many.
     ``eigengap``: largest gap between consecutive eigenvalues of the normalised Laplacian of
     the cosine-affinity matrix (each row pruned to its nearest neighbours), as in spectral
     clustering of speaker embeddings. ``silhouette``: the KMeans k with the best cosine
@@ -50,8 +54,10 @@ def estimate_count(unit: np.ndarray, lower: int, upper: int, method: str = "ahc"
     if method == "ahc":
         from scipy.cluster.hierarchy import fcluster, linkage
 
-        labels = fcluster(linkage(unit, method="average", metric="cosine"), threshold, "distance")
-        sizes = np.bincount(labels)
+        stride = -(-n // max_embeddings)
+        sample = unit[::stride]
+        labels = fcluster(linkage(sample, method="average", metric="cosine"), threshold, "distance")
+        sizes = np.bincount(labels) * stride
         found = max(1, int(np.sum(sizes >= max(1.0, min(min_size, min_share * n)))))
     elif method == "eigengap":
         eigenvalues = np.linalg.eigvalsh(_laplacian(_pruned_affinity(unit)))
@@ -124,7 +130,7 @@ def cluster_embeddings(unit: np.ndarray, k: int, method: str = "kmeans") -> np.n
 
 def offline_clustering(method: str = "kmeans", count_method: str = "ahc", count_threshold: float = 0.25,
                        constrained: bool = False, min_active_ratio: float = 0.2, count_min_share: float = 0.0,
-                       count_min_size: int = 12):  # fmt: skip
+                       count_min_size: int = 12, count_max_embeddings: int = 4000):  # fmt: skip
     """pyannote clustering step for the offline embeddings, estimating the count when none is given.
 
     pyannote's own agglomerative clustering without a count fell apart on meeting audio with
@@ -150,7 +156,7 @@ def offline_clustering(method: str = "kmeans", count_method: str = "ahc", count_
             if num_clusters is None:
                 num_clusters = estimate_count(
                     unit, min_clusters or 1, max_clusters or len(unit), count_method, count_threshold,
-                    count_min_share, count_min_size,
+                    count_min_share, count_min_size, count_max_embeddings,
                 )
             return cluster_embeddings(unit, num_clusters, method)
 
@@ -277,6 +283,7 @@ def _offline_pipeline(config: DiarizationConfig):
     pipeline.clustering = offline_clustering(
         config.clustering, config.count_method, config.count_threshold,
         config.constrained_assignment, config.min_active_ratio, config.count_min_share, config.count_min_size,
+        config.count_max_embeddings,
     )  # fmt: skip
     pipeline._expects_num_speakers = False
     segmentation_params = {"min_duration_off": config.min_duration_off}
