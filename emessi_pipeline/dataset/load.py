@@ -67,7 +67,7 @@ def load_recording(con: duckdb.DuckDBPyConnection, item: LoadedRecording, run_id
     now = utc_now()
     set_id = item.observations.set_id
     here = str(item.path.resolve())
-    with transaction(con), kept_word_columns(item.alignment.words):
+    with transaction(con), kept_word_columns(item.alignment.words, item.observations.observations):
         # What the load needs to know, in one statement: every statement costs about a
         # millisecond of DuckDB overhead, and a load is otherwise a few bulk inserts.
         known, previous, exists, path_known, path_owner = con.execute(
@@ -168,26 +168,28 @@ def _insert_set(con, item: LoadedRecording, run_id: str, now: dt.datetime) -> No
         ],  # fmt: skip
     )
     word_owner = [""] * len(words)
-    for o in observations:
-        word_owner[o.word_start : o.word_end] = [o.observation_id] * (o.word_end - o.word_start)
+    ids, firsts, ends = (word_column(observations, f) for f in ("observation_id", "word_start", "word_end"))
+    for oid, first, end in zip(ids, firsts, ends):
+        word_owner[first:end] = [oid] * (end - first)
     loops = word_column(words, "loop")
     if any(loops):
-        in_loop = [any(loops[o.word_start : o.word_end]) for o in observations]
+        in_loop = [any(loops[first:end]) for first, end in zip(firsts, ends)]
     else:  # the usual set: no word in a loop, so no observation either
         in_loop = [False] * len(observations)
-    labels = [o.speaker for o in observations]
-    word_counts = [o.word_count for o in observations]
+    labels = word_column(observations, "speaker")
+    word_counts = word_column(observations, "word_count")
+    starts, ends_s = word_column(observations, "start"), word_column(observations, "end")
     insert_columns(con, "observations", set_id, rid, {
-        "observation_id": arrow_column([o.observation_id for o in observations], pa.string()),
-        "seq": arrow_column([o.seq for o in observations], pa.int32()),
+        "observation_id": arrow_column(ids, pa.string()),
+        "seq": arrow_column(word_column(observations, "seq"), pa.int32()),
         "speaker_label": arrow_column(labels, pa.string()),
-        "start_s": arrow_column([o.start for o in observations], pa.float64()),
-        "end_s": arrow_column([o.end for o in observations], pa.float64()),
-        "duration_s": arrow_column([round(o.end - o.start, 3) for o in observations], pa.float64()),
-        "text": arrow_column([o.text for o in observations], pa.string()),
+        "start_s": arrow_column(starts, pa.float64()),
+        "end_s": arrow_column(ends_s, pa.float64()),
+        "duration_s": arrow_column([round(end - start, 3) for start, end in zip(starts, ends_s)], pa.float64()),
+        "text": arrow_column(word_column(observations, "text"), pa.string()),
         "word_count": arrow_column(word_counts, pa.int32()),
-        "mean_word_prob": arrow_column([o.mean_word_probability for o in observations], pa.float64()),
-        "overlap": arrow_column([o.overlap for o in observations], pa.bool_()),
+        "mean_word_prob": arrow_column(word_column(observations, "mean_word_probability"), pa.float64()),
+        "overlap": arrow_column(word_column(observations, "overlap"), pa.bool_()),
         "repetition_loop": arrow_column(in_loop, pa.bool_()),
     })  # fmt: skip
     insert_columns(con, "words", set_id, rid, {
