@@ -67,7 +67,9 @@ def load_recording(con: duckdb.DuckDBPyConnection, item: LoadedRecording, run_id
     now = utc_now()
     set_id = item.observations.set_id
     here = str(item.path.resolve())
-    with transaction(con), kept_word_columns(item.alignment.words, item.observations.observations):
+    kept = (item.alignment.words, item.observations.observations, item.transcript.segments,
+            item.diarization.turns, item.diarization.exclusive_turns)
+    with transaction(con), kept_word_columns(*kept):
         # What the load needs to know, in one statement: every statement costs about a
         # millisecond of DuckDB overhead, and a load is otherwise a few bulk inserts. A row per
         # table that has one (each looks a key up) rather than scalar subqueries: DuckDB plans
@@ -209,19 +211,19 @@ def _insert_set(con, item: LoadedRecording, run_id: str, now: dt.datetime) -> No
     })  # fmt: skip
     insert_columns(con, "asr_segments", set_id, rid, {
         "segment_index": index_column(len(segments)),
-        "start_s": arrow_column([g.start for g in segments], pa.float64()),
-        "end_s": arrow_column([g.end for g in segments], pa.float64()),
-        "text": arrow_column([g.text for g in segments], pa.string()),
-        "avg_logprob": arrow_column([g.avg_logprob for g in segments], pa.float64()),
-        "no_speech_prob": arrow_column([g.no_speech_prob for g in segments], pa.float64()),
-        "repetition_loop": arrow_column([g.repetition_loop for g in segments], pa.bool_()),
+        "start_s": arrow_column(word_column(segments, "start"), pa.float64()),
+        "end_s": arrow_column(word_column(segments, "end"), pa.float64()),
+        "text": arrow_column(word_column(segments, "text"), pa.string()),
+        "avg_logprob": arrow_column(word_column(segments, "avg_logprob"), pa.float64()),
+        "no_speech_prob": arrow_column(word_column(segments, "no_speech_prob"), pa.float64()),
+        "repetition_loop": arrow_column(word_column(segments, "repetition_loop"), pa.bool_()),
     })  # fmt: skip
     regular, exclusive = item.diarization.turns, item.diarization.exclusive_turns
     insert_columns(con, "speaker_turns", set_id, rid, {
         "kind": arrow_column(["regular"] * len(regular) + ["exclusive"] * len(exclusive), pa.string()),
-        "start_s": arrow_column([t.start for t in regular] + [t.start for t in exclusive], pa.float64()),
-        "end_s": arrow_column([t.end for t in regular] + [t.end for t in exclusive], pa.float64()),
-        "speaker_label": arrow_column([t.speaker for t in regular] + [t.speaker for t in exclusive], pa.string()),
+        "start_s": arrow_column(word_column(regular, "start") + word_column(exclusive, "start"), pa.float64()),
+        "end_s": arrow_column(word_column(regular, "end") + word_column(exclusive, "end"), pa.float64()),
+        "speaker_label": arrow_column(word_column(regular, "speaker") + word_column(exclusive, "speaker"), pa.string()),
     })  # fmt: skip
     _insert_speakers(con, item, set_id, labels, word_counts)
 
@@ -230,8 +232,9 @@ def _insert_speakers(con, item: LoadedRecording, set_id: str, speaker_of: list[s
     """*speaker_of* and *word_counts*: the labels and word counts of the set's observations (the
     columns _insert_set took)."""
     talk: dict[str, float] = {}
-    for t in item.diarization.exclusive_turns:
-        talk[t.speaker] = talk.get(t.speaker, 0) + (t.end - t.start)
+    exclusive = item.diarization.exclusive_turns
+    for speaker, start, end in zip(*(word_column(exclusive, f) for f in ("speaker", "start", "end"))):
+        talk[speaker] = talk.get(speaker, 0) + (end - start)
     observations = Counter(speaker_of)
     words: dict[str, int] = {}
     for label, count in zip(speaker_of, word_counts):

@@ -116,7 +116,7 @@ def low_confidence(observations: Iterable[Observation], words: Sequence[AlignedW
     # Per-word columns once, then slices per observation: the same sums in the same order as
     # summing each observation's words, without touching every word object three times.
     probability = word_column(words, "probability")
-    segment_logprobs = [g.avg_logprob for g in segments]
+    segment_logprobs = word_column(segments, "avg_logprob")
     last = len(segment_logprobs)
     indices = word_column(words, "segment_index")
     floor = config.word_prob_floor
@@ -334,10 +334,10 @@ def overlap(observations: Sequence[Observation], turns: Sequence[SpeakerTurn], c
 
     # Sorted by (start, end, label) once, as sorting the turns' tuples would: any speaker's turns,
     # or all but one speaker's, taken from it in order are what sorting them would give.
-    labels = [t.speaker for t in turns]
+    labels = word_column(turns, "speaker")
     speakers = set(labels)
-    starts = np.array([t.start for t in turns], dtype=np.float64)
-    ends = np.array([t.end for t in turns], dtype=np.float64)
+    starts = np.array(word_column(turns, "start"), dtype=np.float64)
+    ends = np.array(word_column(turns, "end"), dtype=np.float64)
     labels = np.array(labels, dtype=str)
     order = np.lexsort((labels, ends, starts))
     starts, ends, labels = starts[order], ends[order], labels[order]
