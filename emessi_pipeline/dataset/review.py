@@ -23,7 +23,6 @@ import json
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from itertools import accumulate
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
