@@ -194,3 +194,12 @@ def test_a_loads_word_columns_are_read_once_and_dropped_with_the_load():
     # a list may change under the caller: never kept
     with common.kept_word_columns(list(words)):
         assert common._KEPT_WORDS == {}
+    # a set's observations are kept beside its words, and dropped with them
+    observations = tuple(Observation(observation_id=f"o{i}", seq=i, speaker="S0", start=i, end=i + 1, text="w",
+                                     word_count=1, mean_word_probability=0.5, overlap=False, word_start=i,
+                                     word_end=i + 1) for i in range(3))  # fmt: skip
+    with common.kept_word_columns(words, observations, words):
+        assert common.word_column(observations, "speaker") is common.word_column(observations, "speaker")
+        assert common.word_column(observations, "word_end") == [1, 2, 3]
+        assert common.word_column(words, "loop") is common.word_column(words, "loop")
+    assert common._KEPT_WORDS == {}

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 
 from emessi_pipeline.dataset import review
@@ -70,6 +71,69 @@ def test_low_confidence_by_mean_by_share_of_doubtful_words_and_by_segment_logpro
     bad_window = records([("A", 0, 2, "tämä on aivan selvää", 0.9)], logprob=-1.4)
     flags = review.low_confidence(bad_window.observations, bad_window.words, bad_window.segments, CFG)
     assert len(flags) == 1 and "log-probability -1.40 < -1" in flags[0].detail
+
+
+def test_low_confidence_and_overlap_screened_with_numpy_flag_what_the_plain_loops_flag():
+    """Both rules measure most observations with numpy and only the close ones one by one: on sets
+    full of close calls (means a rounding error from a threshold, word ranges that are no plain
+    slice, words outside every segment, turns that touch) they flag exactly what the plain
+    per-observation definitions flag, with the same values."""
+    import random
+
+    near = [0.55, 0.55 + 2**-52, 0.55 - 2**-52, 0.5, 0.1 + 0.2 + 0.25, 0.9, 0.3]
+    for seed in range(12):
+        rng = random.Random(seed)
+        words, observations, segments = [], [], []
+        for k in range(40):
+            segments.append(Segment(start=k, end=k + 1, text="x", no_speech_prob=0.1, words=(),
+                                    avg_logprob=rng.choice([-1.0, -1.0 + 2**-52, -1.0 - 2**-51, -0.3, -2.5])))  # fmt: skip
+        for seq in range(60):
+            first = len(words)
+            for _ in range(rng.randint(0, 6)):
+                words.append(AlignedWord(start=seq, end=seq + 0.5, text=" w", probability=rng.choice(near),
+                                         speaker="A", overlap=False, in_gap=False, loop=False,
+                                         segment_index=rng.choice([seq % 40] * 6 + [-1, 99])))  # fmt: skip
+            start, end = first, len(words)
+            if seq % 13 == 5:
+                start, end = rng.choice([(-2, end), (start, end + 3), (end, start), (start + 1, start + 1)])
+            speaker = rng.choice("ABC")
+            begin = round(rng.uniform(0, 100), 1)
+            observations.append(Observation(observation_id=f"o{seq}", seq=seq, speaker=speaker, start=begin,
+                                            end=begin + rng.choice([0.0, 0.5, 1.0, 2.5]), text="w", word_count=1,
+                                            mean_word_probability=0.5, overlap=False, word_start=start, word_end=end))  # fmt: skip
+        turns = []
+        for _ in range(80):
+            begin = round(rng.uniform(0, 100), 1)
+            turns.append(SpeakerTurn(start=begin, end=begin + rng.choice([0.0, 0.2, 0.3, 1.0, 3.0]), speaker=rng.choice("ABCD")))
+        words, observations, turns = tuple(words), tuple(observations), tuple(turns)
+
+        expected = {}
+        for o in observations:
+            probs = [w.probability for w in words[o.word_start : o.word_end]]
+            if not probs:
+                continue
+            mean = sum(probs) / len(probs)
+            logprobs = [segments[w.segment_index].avg_logprob for w in words[o.word_start : o.word_end]
+                        if 0 <= w.segment_index < len(segments)]  # fmt: skip
+            logprob = sum(logprobs) / len(logprobs) if logprobs else None
+            doubtful = sum(p < CFG.word_prob_floor for p in probs) / len(probs)
+            if (mean < CFG.min_mean_word_prob or doubtful >= CFG.max_low_word_share
+                    or logprob is not None and logprob < CFG.min_avg_logprob):  # fmt: skip
+                expected[o.observation_id] = round(mean, 4)
+        flags = review.low_confidence(observations, words, segments, CFG)
+        assert {f.observation_id: f.value for f in flags} == expected
+        assert 0 < len(expected) < len(observations)
+
+        expected = {}
+        for o in observations:
+            theirs = sorted((t.start, t.end) for t in turns if t.speaker != o.speaker)
+            union = review._Union(*(np.array(c, dtype=float) for c in zip(*theirs))) if theirs else None
+            seconds = union.covered(o.start, o.end) if union else 0
+            if seconds > 0 and seconds >= CFG.overlap_min_s:
+                expected[o.observation_id] = round(seconds, 3)
+        flags = review.overlap(observations, turns, CFG)
+        assert {f.observation_id: f.value for f in flags} == expected
+        assert 0 < len(expected) < len(observations)
 
 
 def test_repetition_loop_counts_the_loop_words_of_each_observation():

@@ -22,27 +22,31 @@ def arrow_column(values, kind):
     return array if array.type == kind else array.cast(kind)
 
 
-# Word columns kept while a load runs (see kept_word_columns), by the id of the words' tuple.
+# Columns of records kept while a load runs (see kept_word_columns), by the id of the records' tuple.
 _KEPT_WORDS: dict[int, tuple] = {}
 
 
 @contextmanager
-def kept_word_columns(words):
-    """While the block runs, `word_column` takes each field of *words* from the word objects once
-    and hands the same list to every caller: the load's columns and the review rules read the
-    same few fields of a set's ~10,000 words. Only for a tuple (immutable); nothing is kept after."""
-    if not isinstance(words, tuple) or id(words) in _KEPT_WORDS:
-        yield
-        return
-    _KEPT_WORDS[id(words)] = (words, [], {})  # the tuple itself, so its id stays its own
+def kept_word_columns(*sequences):
+    """While the block runs, `word_column` takes each field of the records in each of *sequences*
+    (a set's words, its observations) from the record objects once and hands the same list to
+    every caller: the load's columns and the review rules read the same few fields of a set's
+    ~10,000 words and ~1,000 observations. Only for a tuple (immutable); nothing is kept after."""
+    kept = []
+    for records in sequences:
+        if isinstance(records, tuple) and id(records) not in _KEPT_WORDS:
+            _KEPT_WORDS[id(records)] = (records, [], {})  # the tuple itself, so its id stays its own
+            kept.append(records)
     try:
         yield
     finally:
-        del _KEPT_WORDS[id(words)]
+        for records in kept:
+            del _KEPT_WORDS[id(records)]
 
 
 def word_column(words, field: str) -> list:
-    """*field* of every word, as a list (not to be changed: it may be shared, see kept_word_columns)."""
+    """*field* of every word (or other record), as a list (not to be changed: it may be shared,
+    see kept_word_columns)."""
     kept = _KEPT_WORDS.get(id(words))
     if kept is None or kept[0] is not words:
         return list(map(attrgetter(field), words))

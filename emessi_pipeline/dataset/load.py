@@ -67,17 +67,21 @@ def load_recording(con: duckdb.DuckDBPyConnection, item: LoadedRecording, run_id
     now = utc_now()
     set_id = item.observations.set_id
     here = str(item.path.resolve())
-    with transaction(con), kept_word_columns(item.alignment.words):
+    kept = (item.alignment.words, item.observations.observations, item.transcript.segments,
+            item.diarization.turns, item.diarization.exclusive_turns)
+    with transaction(con), kept_word_columns(*kept):
         # What the load needs to know, in one statement: every statement costs about a
-        # millisecond of DuckDB overhead, and a load is otherwise a few bulk inserts.
-        known, previous, exists, path_known, path_owner = con.execute(
-            "SELECT EXISTS (SELECT 1 FROM recordings WHERE recording_id = $rid), "
-            "(SELECT current_set_id FROM recordings WHERE recording_id = $rid), "
-            "EXISTS (SELECT 1 FROM observation_sets WHERE set_id = $set), "
-            "EXISTS (SELECT 1 FROM recording_files WHERE path = $path), "
-            "(SELECT recording_id FROM recording_files WHERE path = $path)",
+        # millisecond of DuckDB overhead, and a load is otherwise a few bulk inserts. A row per
+        # table that has one (each looks a key up) rather than scalar subqueries: DuckDB plans
+        # those as joins, 5 ms against 2 here.
+        found = dict(con.execute(
+            "SELECT 'recording', current_set_id FROM recordings WHERE recording_id = $rid "
+            "UNION ALL SELECT 'set', NULL FROM observation_sets WHERE set_id = $set "
+            "UNION ALL SELECT 'path', recording_id FROM recording_files WHERE path = $path",
             {"rid": item.recording_id, "set": set_id, "path": here},
-        ).fetchone()
+        ).fetchall())
+        known, previous, exists = "recording" in found, found.get("recording"), "set" in found
+        path_known, path_owner = "path" in found, found.get("path")
         replaced_set = _replace_at_path(con, item, now) if path_owner not in (None, item.recording_id) else None
         _upsert_recording(con, item, now, known, set_id)
         if not path_known:
@@ -168,26 +172,28 @@ def _insert_set(con, item: LoadedRecording, run_id: str, now: dt.datetime) -> No
         ],  # fmt: skip
     )
     word_owner = [""] * len(words)
-    for o in observations:
-        word_owner[o.word_start : o.word_end] = [o.observation_id] * (o.word_end - o.word_start)
+    ids, firsts, ends = (word_column(observations, f) for f in ("observation_id", "word_start", "word_end"))
+    for oid, first, end in zip(ids, firsts, ends):
+        word_owner[first:end] = [oid] * (end - first)
     loops = word_column(words, "loop")
     if any(loops):
-        in_loop = [any(loops[o.word_start : o.word_end]) for o in observations]
+        in_loop = [any(loops[first:end]) for first, end in zip(firsts, ends)]
     else:  # the usual set: no word in a loop, so no observation either
         in_loop = [False] * len(observations)
-    labels = [o.speaker for o in observations]
-    word_counts = [o.word_count for o in observations]
+    labels = word_column(observations, "speaker")
+    word_counts = word_column(observations, "word_count")
+    starts, ends_s = word_column(observations, "start"), word_column(observations, "end")
     insert_columns(con, "observations", set_id, rid, {
-        "observation_id": arrow_column([o.observation_id for o in observations], pa.string()),
-        "seq": arrow_column([o.seq for o in observations], pa.int32()),
+        "observation_id": arrow_column(ids, pa.string()),
+        "seq": arrow_column(word_column(observations, "seq"), pa.int32()),
         "speaker_label": arrow_column(labels, pa.string()),
-        "start_s": arrow_column([o.start for o in observations], pa.float64()),
-        "end_s": arrow_column([o.end for o in observations], pa.float64()),
-        "duration_s": arrow_column([round(o.end - o.start, 3) for o in observations], pa.float64()),
-        "text": arrow_column([o.text for o in observations], pa.string()),
+        "start_s": arrow_column(starts, pa.float64()),
+        "end_s": arrow_column(ends_s, pa.float64()),
+        "duration_s": arrow_column([round(end - start, 3) for start, end in zip(starts, ends_s)], pa.float64()),
+        "text": arrow_column(word_column(observations, "text"), pa.string()),
         "word_count": arrow_column(word_counts, pa.int32()),
-        "mean_word_prob": arrow_column([o.mean_word_probability for o in observations], pa.float64()),
-        "overlap": arrow_column([o.overlap for o in observations], pa.bool_()),
+        "mean_word_prob": arrow_column(word_column(observations, "mean_word_probability"), pa.float64()),
+        "overlap": arrow_column(word_column(observations, "overlap"), pa.bool_()),
         "repetition_loop": arrow_column(in_loop, pa.bool_()),
     })  # fmt: skip
     insert_columns(con, "words", set_id, rid, {
@@ -205,19 +211,19 @@ def _insert_set(con, item: LoadedRecording, run_id: str, now: dt.datetime) -> No
     })  # fmt: skip
     insert_columns(con, "asr_segments", set_id, rid, {
         "segment_index": index_column(len(segments)),
-        "start_s": arrow_column([g.start for g in segments], pa.float64()),
-        "end_s": arrow_column([g.end for g in segments], pa.float64()),
-        "text": arrow_column([g.text for g in segments], pa.string()),
-        "avg_logprob": arrow_column([g.avg_logprob for g in segments], pa.float64()),
-        "no_speech_prob": arrow_column([g.no_speech_prob for g in segments], pa.float64()),
-        "repetition_loop": arrow_column([g.repetition_loop for g in segments], pa.bool_()),
+        "start_s": arrow_column(word_column(segments, "start"), pa.float64()),
+        "end_s": arrow_column(word_column(segments, "end"), pa.float64()),
+        "text": arrow_column(word_column(segments, "text"), pa.string()),
+        "avg_logprob": arrow_column(word_column(segments, "avg_logprob"), pa.float64()),
+        "no_speech_prob": arrow_column(word_column(segments, "no_speech_prob"), pa.float64()),
+        "repetition_loop": arrow_column(word_column(segments, "repetition_loop"), pa.bool_()),
     })  # fmt: skip
     regular, exclusive = item.diarization.turns, item.diarization.exclusive_turns
     insert_columns(con, "speaker_turns", set_id, rid, {
         "kind": arrow_column(["regular"] * len(regular) + ["exclusive"] * len(exclusive), pa.string()),
-        "start_s": arrow_column([t.start for t in regular] + [t.start for t in exclusive], pa.float64()),
-        "end_s": arrow_column([t.end for t in regular] + [t.end for t in exclusive], pa.float64()),
-        "speaker_label": arrow_column([t.speaker for t in regular] + [t.speaker for t in exclusive], pa.string()),
+        "start_s": arrow_column(word_column(regular, "start") + word_column(exclusive, "start"), pa.float64()),
+        "end_s": arrow_column(word_column(regular, "end") + word_column(exclusive, "end"), pa.float64()),
+        "speaker_label": arrow_column(word_column(regular, "speaker") + word_column(exclusive, "speaker"), pa.string()),
     })  # fmt: skip
     _insert_speakers(con, item, set_id, labels, word_counts)
 
@@ -226,8 +232,9 @@ def _insert_speakers(con, item: LoadedRecording, set_id: str, speaker_of: list[s
     """*speaker_of* and *word_counts*: the labels and word counts of the set's observations (the
     columns _insert_set took)."""
     talk: dict[str, float] = {}
-    for t in item.diarization.exclusive_turns:
-        talk[t.speaker] = talk.get(t.speaker, 0) + (t.end - t.start)
+    exclusive = item.diarization.exclusive_turns
+    for speaker, start, end in zip(*(word_column(exclusive, f) for f in ("speaker", "start", "end"))):
+        talk[speaker] = talk.get(speaker, 0) + (end - start)
     observations = Counter(speaker_of)
     words: dict[str, int] = {}
     for label, count in zip(speaker_of, word_counts):

@@ -23,7 +23,6 @@ import json
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from itertools import accumulate
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
@@ -67,7 +66,11 @@ class SetRecords:
 
 def review(records: SetRecords, config: ReviewConfig) -> list[Flag]:
     """Every flag of one set, in observation then priority order."""
-    observations = sorted(records.observations, key=lambda o: o.seq)
+    observations = records.observations
+    seqs = word_column(observations, "seq")
+    if any(a > b for a, b in zip(seqs, seqs[1:])):
+        observations = sorted(observations, key=lambda o: o.seq)
+    # else the load's own tuple, already in order: its columns are read once for every rule
     flags = [
         *repetition_loop(observations, records.words),
         *low_confidence(observations, records.words, records.segments, config),
@@ -76,7 +79,7 @@ def review(records: SetRecords, config: ReviewConfig) -> list[Flag]:
         *minor_speaker(observations, config),
         *overlap(observations, records.turns, config),
     ]
-    seq = {o.observation_id: o.seq for o in observations}
+    seq = dict(zip(word_column(observations, "observation_id"), word_column(observations, "seq")))
     return sorted(flags, key=lambda f: (seq[f.observation_id], PRIORITY[f.reason]))
 
 
@@ -106,39 +109,54 @@ def low_confidence(observations: Iterable[Observation], words: Sequence[AlignedW
     """Mean word probability low, many doubtful words, or Whisper's segment log-probability low.
 
     Value: the mean word probability."""
+    import numpy as np
+
     flags = []
     # Per-word columns once, then slices per observation: the same sums in the same order as
     # summing each observation's words, without touching every word object three times.
     probability = word_column(words, "probability")
-    segment_logprobs = [g.avg_logprob for g in segments]
+    segment_logprobs = word_column(segments, "avg_logprob")
     last = len(segment_logprobs)
     indices = word_column(words, "segment_index")
-    # The usual set: every word in a segment, so no None to leave out of an observation's mean.
-    if indices and 0 <= min(indices) and max(indices) < last and None not in segment_logprobs:
-        segment_logprob = list(map(segment_logprobs.__getitem__, indices))
-        every_logprob = True
-    else:
-        segment_logprob = [segment_logprobs[i] if 0 <= i < last else None for i in indices]
-        every_logprob = False
     floor = config.word_prob_floor
+    count = len(probability)
+    if not isinstance(observations, Sequence):
+        observations = list(observations)
+    screen = _Screen(observations, count)
+    # A None probability (only a record built without validation has one) becomes NaN here, and
+    # NaN always goes to the loop.
+    probabilities_ = np.array(probability, dtype=np.float64)
     # Doubtful words before each word index: a count per observation is a difference (integers,
     # exact), for the observations whose word range is a plain one (slices decide the rest).
-    below = list(accumulate([p < floor for p in probability], initial=0))
-    count = len(probability)
-    for o in observations:
+    below = np.concatenate(([0], np.cumsum(probabilities_ < floor)))
+    look = screen.past(probabilities_, config.min_mean_word_prob) | (screen.share(below) >= config.max_low_word_share)
+    segment_of = np.array(indices)
+    # The usual set: every word in a segment, so no None to leave out of an observation's mean.
+    every_logprob = (segment_of.dtype.kind in "iu" and count > 0 and segment_of.min() >= 0
+                     and segment_of.max() < last and None not in segment_logprobs)  # fmt: skip
+    if every_logprob:
+        look |= screen.past(np.array(segment_logprobs, dtype=np.float64)[segment_of], config.min_avg_logprob)
+    else:
+        segment_logprob = [segment_logprobs[i] if 0 <= i < last else None for i in indices]
+        known = np.array([lp is not None for lp in segment_logprob], dtype=bool)
+        values = np.array([0.0 if lp is None else lp for lp in segment_logprob], dtype=np.float64)
+        look |= screen.past(values, config.min_avg_logprob, known)
+    for i in screen.to_check(look):
+        o = observations[i]
         first, end = o.word_start, o.word_end
         probabilities = probability[first:end]
         if not probabilities:
             continue
         mean = sum(probabilities) / len(probabilities)
         if 0 <= first <= end <= count:
-            doubtful_count = below[end] - below[first]
+            doubtful_count = int(below[end] - below[first])
         else:
             doubtful_count = sum(p < floor for p in probabilities)
         share = doubtful_count / len(probabilities)
-        logprobs = segment_logprob[first:end]
-        if not every_logprob:
-            logprobs = [lp for lp in logprobs if lp is not None]
+        if every_logprob:
+            logprobs = [segment_logprobs[j] for j in indices[first:end]]
+        else:
+            logprobs = [lp for lp in segment_logprob[first:end] if lp is not None]
         logprob = sum(logprobs) / len(logprobs) if logprobs else None
         why = []
         if mean < config.min_mean_word_prob:
@@ -156,13 +174,63 @@ def low_confidence(observations: Iterable[Observation], words: Sequence[AlignedW
     return flags
 
 
+class _Screen:
+    """Which observations low_confidence must look at one by one: those whose means, taken with
+    numpy, are within a rounding error's reach of a threshold or past it.
+
+    The loop over a set's thousand observations was a third of its review: most observations are
+    far from every threshold, and numpy tells those apart at once. The flags themselves (and every
+    close call) still come from the loop's own sums, so they are what it always gave. NaN, an
+    infinity or a word range that is not a plain slice always goes to the loop."""
+
+    def __init__(self, observations: Sequence[Observation], count: int):
+        import numpy as np
+
+        first = np.array(word_column(observations, "word_start"), dtype=np.int64)
+        end = np.array(word_column(observations, "word_end"), dtype=np.int64)
+        self.plain = (0 <= first) & (first <= end) & (end <= count)
+        self.filled = self.plain & (first < end)
+        self.first, self.end = np.where(self.filled, first, 0), np.where(self.filled, end, 0)
+        # [first, end) pairs for add.reduceat (every other sum is between two observations).
+        self.pairs = np.column_stack((self.first, self.end)).ravel()
+        self.size = np.maximum(self.end - self.first, 1)
+
+    def _sums(self, values):
+        import numpy as np
+
+        padded = np.append(values, values.dtype.type(0))  # an end at the last word is an index
+        return np.add.reduceat(padded, self.pairs)[::2] if len(self.pairs) else padded[:0]
+
+    def past(self, values, threshold: float, known=None):
+        """Where the mean of *values* (those *known*) may be below *threshold*: numpy's sum of n
+        values and Python's left-to-right one differ by less than n·2⁻⁵² times the sum of their
+        magnitudes, so the means by less than 2⁻⁵² times it; the margin is 10⁻⁹ times it."""
+        import numpy as np
+
+        total, magnitude = self._sums(values), self._sums(np.abs(values))
+        size = self.size if known is None else self._sums(known.astype(np.int64))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            clear = total / size >= threshold + 1e-9 * (1 + magnitude)
+        return ~clear if known is None else ~clear & (size > 0)
+
+    def share(self, below):
+        """The share of doubtful words (exact: a difference of counts over a count)."""
+        return (below[self.end] - below[self.first]) / self.size
+
+    def to_check(self, look) -> list[int]:
+        import numpy as np
+
+        return np.flatnonzero(~self.plain | (self.filled & look)).tolist()
+
+
 def short_between_same(observations: Sequence[Observation], config: ReviewConfig) -> list[Flag]:
     """At most `short_turn_max_s` long, with the observations before and after it both of one
     other speaker: often a diarisation slip inside that speaker's turn (value: seconds)."""
     flags = []
-    for before, o, after in zip(observations, observations[1:], observations[2:]):
-        duration = o.end - o.start
-        if before.speaker == after.speaker != o.speaker and duration <= config.short_turn_max_s:
+    speaker, start, end = (word_column(observations, f) for f in ("speaker", "start", "end"))
+    for i in range(1, len(speaker) - 1):
+        if speaker[i - 1] == speaker[i + 1] != speaker[i] and end[i] - start[i] <= config.short_turn_max_s:
+            before, o, duration = observations[i - 1], observations[i], end[i] - start[i]
             flags.append(Flag(o.observation_id, "short_between_same", round(duration, 3),
                               f"{duration:.2f} s of {o.speaker} between two observations of {before.speaker}: "
                               f"a short reply, or {before.speaker}'s words given to another label"))  # fmt: skip
@@ -187,14 +255,18 @@ def mid_sentence_change(observations: Sequence[Observation], words: Sequence[Ali
     `sentence_max_gap_s` of it: the boundary or the speaker may be wrong, or one speaker
     completed or cut off the other's sentence (value: the gap in seconds)."""
     flags = []
-    for before, o in zip(observations, observations[1:]):
-        gap = o.start - before.end
-        if before.speaker == o.speaker or gap > config.sentence_max_gap_s or ends_sentence(before.text):
+    speaker, start, end, text, word_start, word_end = (
+        word_column(observations, f) for f in ("speaker", "start", "end", "text", "word_start", "word_end"))
+    segment = word_column(words, "segment_index")
+    for i in range(1, len(speaker)):
+        gap = start[i] - end[i - 1]
+        if speaker[i - 1] == speaker[i] or gap > config.sentence_max_gap_s or ends_sentence(text[i - 1]):
             continue
-        tail = " ".join(before.text.split()[-3:])
+        before, o = observations[i - 1], observations[i]
+        tail = " ".join(text[i - 1].split()[-3:])
         split = ""
-        if 0 < before.word_end <= len(words) and o.word_start < len(words):
-            if words[before.word_end - 1].segment_index == words[o.word_start].segment_index:
+        if 0 < word_end[i - 1] <= len(segment) and word_start[i] < len(segment):
+            if segment[word_end[i - 1] - 1] == segment[word_start[i]]:
                 split = "; one Whisper segment is split between the two"
         flags.append(Flag(o.observation_id, "mid_sentence_change", round(max(gap, 0.0), 3),
                           f"{before.speaker} ends '…{tail}' without a sentence end and {o.speaker} "
@@ -208,9 +280,10 @@ def minor_speaker(observations: Sequence[Observation], config: ReviewConfig) -> 
     labels (value: the label's share)."""
     talk: dict[str, float] = defaultdict(float)
     count: dict[str, int] = defaultdict(int)
-    for o in observations:
-        talk[o.speaker] += o.end - o.start
-        count[o.speaker] += 1
+    speakers, starts, ends = (word_column(observations, f) for f in ("speaker", "start", "end"))
+    for speaker, start, end in zip(speakers, starts, ends):
+        talk[speaker] += end - start
+        count[speaker] += 1
     total = sum(talk.values())
     if len(talk) < 2 or total <= 0:
         return []
@@ -219,7 +292,7 @@ def minor_speaker(observations: Sequence[Observation], config: ReviewConfig) -> 
         Flag(o.observation_id, "minor_speaker", round(talk[o.speaker] / total, 4),
              f"{o.speaker} talks {talk[o.speaker]:.1f} s ({talk[o.speaker] / total:.1%} of the talk) in "
              f"{_n(count[o.speaker], 'observation')}: a quiet participant, or a split of another speaker")
-        for o in observations if o.speaker in minor
+        for o, speaker in zip(observations, speakers) if speaker in minor
     ]  # fmt: skip
 
 
@@ -260,30 +333,72 @@ def overlap(observations: Sequence[Observation], turns: Sequence[SpeakerTurn], c
 
     # Sorted by (start, end, label) once, as sorting the turns' tuples would: any speaker's turns,
     # or all but one speaker's, taken from it in order are what sorting them would give.
-    labels = [t.speaker for t in turns]
+    labels = word_column(turns, "speaker")
     speakers = set(labels)
-    starts = np.array([t.start for t in turns], dtype=np.float64)
-    ends = np.array([t.end for t in turns], dtype=np.float64)
+    starts = np.array(word_column(turns, "start"), dtype=np.float64)
+    ends = np.array(word_column(turns, "end"), dtype=np.float64)
     labels = np.array(labels, dtype=str)
     order = np.lexsort((labels, ends, starts))
     starts, ends, labels = starts[order], ends[order], labels[order]
     own: dict[str, _Union] = {}
     others: dict[str, _Union] = {}
     flags = []
-    for o in observations:
-        if o.speaker not in others:
-            theirs = labels != o.speaker
-            others[o.speaker] = _Union(starts[theirs], ends[theirs])
-        seconds = others[o.speaker].covered(o.start, o.end)
-        if seconds > 0 and seconds >= config.overlap_min_s:
-            for s in speakers.difference(own):
-                own[s] = _Union(starts[labels == s], ends[labels == s])
-            who = sorted(((own[s].covered(o.start, o.end), s) for s in speakers if s != o.speaker), reverse=True)
-            listed = ", ".join(f"{s} {t:.2f} s" for t, s in who if t > 0)
-            flags.append(Flag(o.observation_id, "overlap", round(seconds, 3),
-                              f"{seconds:.2f} s of it overlaps other speakers ({listed}): words may be "
-                              f"missing, mixed or given to the wrong speaker"))  # fmt: skip
+    for i, seconds in _overlapped(observations, starts, ends, labels, others, config.overlap_min_s):
+        o = observations[i]
+        for s in speakers.difference(own):
+            own[s] = _Union(starts[labels == s], ends[labels == s])
+        who = sorted(((own[s].covered(o.start, o.end), s) for s in speakers if s != o.speaker), reverse=True)
+        listed = ", ".join(f"{s} {t:.2f} s" for t, s in who if t > 0)
+        flags.append(Flag(o.observation_id, "overlap", round(seconds, 3),
+                          f"{seconds:.2f} s of it overlaps other speakers ({listed}): words may be "
+                          f"missing, mixed or given to the wrong speaker"))  # fmt: skip
     return flags
+
+
+def _overlapped(observations: Sequence[Observation], starts, ends, labels, others: dict, least: float):
+    """(index, seconds) of each observation that other labels cover for at least *least* seconds
+    (and more than none), in order; *others* keeps each label's union of the other labels' turns.
+
+    An observation within one interval of the union (the usual case) is measured for all of a
+    label's observations at once with numpy: the same comparisons, minimum, maximum and one
+    subtraction of the same floats as `_Union.covered`, so the same seconds; the rest (several
+    intervals, or a NaN anywhere) are measured one by one by covered() itself."""
+    import numpy as np
+
+    size = len(observations)
+    speaker = word_column(observations, "speaker")
+    start = np.array(word_column(observations, "start"), dtype=np.float64)
+    end = np.array(word_column(observations, "end"), dtype=np.float64)
+    seconds = np.zeros(size)
+    one_by_one = np.zeros(size, dtype=bool)
+    where: dict[str, list[int]] = defaultdict(list)
+    for i, label in enumerate(speaker):
+        where[label].append(i)
+    for label, at in where.items():
+        if label not in others:
+            theirs = labels != label
+            others[label] = _Union(starts[theirs], ends[theirs])
+        union = others[label]
+        at = np.array(at)
+        a, b = start[at], end[at]
+        u_starts, u_ends = np.array(union.starts, dtype=np.float64), np.array(union.ends, dtype=np.float64)
+        first, last = np.searchsorted(u_ends, a, "right"), np.searchsorted(u_starts, b, "left")
+        single = last - first == 1
+        k = np.where(single, first, 0)
+        if len(u_starts):
+            value = np.maximum(0.0, np.minimum(b, u_ends[k]) - np.maximum(a, u_starts[k]))
+            seconds[at] = np.where(single, value, 0.0)
+        unsure = (last - first > 1) | np.isnan(a) | np.isnan(b)
+        if np.isnan(u_starts).any() or np.isnan(u_ends).any():
+            unsure[:] = True
+        one_by_one[at] = unsure
+    found = []
+    for i in np.flatnonzero((seconds > 0) | one_by_one).tolist():
+        o = observations[i]
+        value = others[o.speaker].covered(o.start, o.end) if one_by_one[i] else seconds[i].item()
+        if value > 0 and value >= least:
+            found.append((i, value))
+    return found
 
 
 def _n(count: int, noun: str) -> str:
@@ -416,14 +531,17 @@ def _write(con, set_id: str, recording_id: str, flags: list[Flag], config: Revie
 def on_load(con, item: LoadedRecording, previous_set_id: str | None, run_id: str) -> None:
     """Load hook: flag the set being loaded, from its records as loaded, with the run's thresholds."""
     set_id = item.observations.set_id
-    # What store_flags reads in three statements, in one (the set is there: the load wrote it or found it).
-    recording_id, run_config, flagged, version, params = con.execute(
-        "SELECT s.recording_id, (SELECT config FROM runs WHERE run_id = ?), r.set_id IS NOT NULL, r.rules_version, r.params "
-        "FROM observation_sets s LEFT JOIN review_sets r USING (set_id) WHERE s.set_id = ?",
-        [run_id, set_id],
-    ).fetchone()
-    config = _config(run_config)
-    stored = (version, params) if flagged else None
+    # What store_flags reads in three statements, in one (the set is there: the load wrote it or
+    # found it): a row per table, as a subquery and a join cost DuckDB half as much again.
+    found = {kind: row for kind, *row in con.execute(
+        "SELECT 'set', recording_id, NULL::INTEGER, NULL FROM observation_sets WHERE set_id = $set "
+        "UNION ALL SELECT 'flags', NULL, rules_version, params::VARCHAR FROM review_sets WHERE set_id = $set "
+        "UNION ALL SELECT 'run', config::VARCHAR, NULL, NULL FROM runs WHERE run_id = $run",
+        {"set": set_id, "run": run_id},
+    ).fetchall()}  # fmt: skip
+    recording_id = found["set"][0]
+    config = _config(found["run"][0] if "run" in found else None)
+    stored = tuple(found["flags"][1:]) if "flags" in found else None
     if _made_by(stored, config):
         return
     records = SetRecords(item.observations.observations, item.alignment.words,
