@@ -170,10 +170,7 @@ def diarize(clip: Clip, cfg: DiarizationConfig, given: bool, oracle: bool = Fals
         file["annotation"] = as_annotation(read_rttm(clip.rttm), clip.name)
         pipe.clustering = OracleClustering()
     else:
-        pipe.clustering = offline_clustering(cfg.clustering, cfg.count_method, cfg.count_threshold,
-                                             cfg.constrained_assignment, cfg.min_active_ratio,
-                                             cfg.count_min_share, cfg.count_min_size,
-                                             cfg.count_max_embeddings)  # fmt: skip
+        pipe.clustering = offline_clustering(cfg)
     params = {"min_duration_off": cfg.min_duration_off}
     if not pipe._segmentation.model.specifications.powerset:
         params["threshold"] = cfg.segmentation_threshold

@@ -128,16 +128,15 @@ def cluster_embeddings(unit: np.ndarray, k: int, method: str = "kmeans") -> np.n
     raise ValueError(f"unknown clustering method {method!r} (known: {', '.join(CLUSTER_METHODS)})")
 
 
-def offline_clustering(method: str = "kmeans", count_method: str = "ahc", count_threshold: float = 0.25,
-                       constrained: bool = False, min_active_ratio: float = 0.2, count_min_share: float = 0.0,
-                       count_min_size: int = 12, count_max_embeddings: int = 4000):  # fmt: skip
+def offline_clustering(config: DiarizationConfig):
     """pyannote clustering step for the offline embeddings, estimating the count when none is given.
 
     pyannote's own agglomerative clustering without a count fell apart on meeting audio with
-    the offline embeddings; the count is instead estimated (:func:`estimate_count`) and the
-    embeddings clustered into exactly that many speakers (:func:`cluster_embeddings`), just as
-    with a known count. Embeddings of local speakers with less than *min_active_ratio* of a
-    chunk of speech on their own are left out of clustering and only assigned afterwards.
+    the offline embeddings; the count is instead estimated (:func:`estimate_count`, with the
+    config's ``count_*`` settings) and the embeddings clustered into exactly that many speakers
+    (:func:`cluster_embeddings`), just as with a known count. Embeddings of local speakers with
+    less than ``min_active_ratio`` of a chunk of speech on their own are left out of clustering and
+    only assigned afterwards.
     """
     from pyannote.audio.pipelines.clustering import KMeansClustering
 
@@ -146,21 +145,21 @@ def offline_clustering(method: str = "kmeans", count_method: str = "ahc", count_
 
         def __init__(self):
             super().__init__(metric="cosine")
-            self.constrained_assignment = constrained
+            self.constrained_assignment = config.constrained_assignment
 
         def filter_embeddings(self, embeddings, segmentations=None, min_active_ratio=0.2):
-            return super().filter_embeddings(embeddings, segmentations, min_active_ratio=min_active_ratio_)
+            return super().filter_embeddings(embeddings, segmentations, min_active_ratio=config.min_active_ratio)
 
         def cluster(self, embeddings, min_clusters=None, max_clusters=None, num_clusters=None):
             unit = embeddings / np.linalg.norm(embeddings, axis=-1, keepdims=True)
             if num_clusters is None:
                 num_clusters = estimate_count(
-                    unit, min_clusters or 1, max_clusters or len(unit), count_method, count_threshold,
-                    count_min_share, count_min_size, count_max_embeddings,
+                    unit, min_clusters or 1, max_clusters or len(unit), config.count_method,
+                    config.count_threshold, config.count_min_share, config.count_min_size,
+                    config.count_max_embeddings,
                 )
-            return cluster_embeddings(unit, num_clusters, method)
+            return cluster_embeddings(unit, num_clusters, config.clustering)
 
-    min_active_ratio_ = min_active_ratio
     return OfflineClustering()
 
 
@@ -280,11 +279,7 @@ def _offline_pipeline(config: DiarizationConfig):
         embedding_batch_size=config.batch_size,
         segmentation_batch_size=config.batch_size,
     )
-    pipeline.clustering = offline_clustering(
-        config.clustering, config.count_method, config.count_threshold,
-        config.constrained_assignment, config.min_active_ratio, config.count_min_share, config.count_min_size,
-        config.count_max_embeddings,
-    )  # fmt: skip
+    pipeline.clustering = offline_clustering(config)
     pipeline._expects_num_speakers = False
     segmentation_params = {"min_duration_off": config.min_duration_off}
     # A powerset model (segmentation-3.0) decides who speaks itself: it has no threshold.
