@@ -139,7 +139,7 @@ class Chain:
         self.keys = self._stage_keys()
         self.set_id = observation_set_id(self.recording_id, self.keys["segment"])
         self.wav = self.ws.path("extract", self.keys["extract"], ".wav")
-        self._audio: np.ndarray | None = None  # the WAV's samples, read on first need
+        self._audio: np.ndarray | None = None  # the WAV's int16 samples, read on first need
 
     def _stage_keys(self) -> dict[str, str]:
         """Every stage's cache key, from settings and model identities alone (no artifact read)."""
@@ -177,7 +177,7 @@ class Chain:
         if not self.wav.is_file():
             self._extract_wav()
         if self._audio is None:
-            self._audio, _ = audio.read_wav(self.wav)
+            self._audio, _ = audio.read_pcm(self.wav)
         return self._audio
 
     def cached(self, stage: str) -> bool:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from . import models
+from .audio import PCM_SCALE, as_float
 from ..config import DiarizationConfig
 from .records import Diarization, SpeakerTurn
 
@@ -186,6 +187,8 @@ class Diarizer:
 
         if waveform.size < sample_rate // 10:
             return Diarization(speakers=(), turns=(), exclusive_turns=())
+        if waveform.dtype == np.int16 and not isinstance(self.pipeline, lean_diarization_class()):
+            waveform = as_float(waveform)  # a hub pipeline takes float32 only
         file = {"waveform": torch.from_numpy(waveform)[None], "sample_rate": sample_rate, "uri": uri}
         kwargs = {k: v for k, v in vars(count).items() if v is not None}
         if kwargs.get("num_speakers") is not None:
@@ -228,13 +231,39 @@ def _torch_device(name: str):
     return torch.device(name)
 
 
+def pcm_to_float(samples):
+    """A torch tensor of int16 PCM as float32 in [-1, 1], exactly as audio.as_float; float
+    passes through."""
+    import torch
+
+    if samples.dtype == torch.int16:
+        return samples.to(torch.float32).mul_(PCM_SCALE)
+    return samples
+
+
 @functools.cache  # built on first use: importing pyannote costs seconds a command without diarisation saves
 def lean_diarization_class():
+    from pyannote.audio import Audio, Inference
     from pyannote.audio.pipelines import SpeakerDiarization
     from pyannote.core import SlidingWindowFeature
 
+    class PcmInference(Inference):
+        """Segmentation over a recording held as int16 PCM: each batch of chunks is converted
+        to float32 as the model takes it, instead of the whole recording at once."""
+
+        def infer(self, chunks):
+            return super().infer(pcm_to_float(chunks))
+
+    class PcmAudio(Audio):
+        """The embedding step's crops of an int16 recording, converted to float32."""
+
+        def crop(self, file, segment, mode="raise"):
+            waveform, sample_rate = super().crop(file, segment, mode=mode)
+            return pcm_to_float(waveform), sample_rate
+
     class LeanDiarization(SpeakerDiarization):
-        """pyannote's pipeline with its `reconstruct` holding the clustered segmentation in the
+        """pyannote's pipeline over a recording held as int16 PCM (see ``PcmInference``,
+        ``PcmAudio``; a float32 recording passes through unchanged), with its `reconstruct` holding the clustered segmentation in the
         segmentation's own dtype (float32) instead of float64, built once instead of as
         ``nan * zeros``: for two hours (14,400 chunks × 293 frames × 6 speakers) 100 MB at the
         end of diarisation instead of 200 MB held and 400 MB at once while it is built.
@@ -242,6 +271,13 @@ def lean_diarization_class():
         The values are the segmentation's own, so float32 holds them exactly, and pyannote's
         aggregation multiplies each chunk by an integer mask first, which makes it float64 as
         before: the turns are bit for bit the same (tests/test_diarize_memory.py)."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            # pyannote builds both inside its __init__; their classes only add the conversion.
+            self._segmentation.__class__ = PcmInference
+            if hasattr(self, "_audio"):
+                self._audio.__class__ = PcmAudio
 
         def reconstruct(self, segmentations, hard_clusters, count):
             num_chunks, num_frames, _ = segmentations.data.shape

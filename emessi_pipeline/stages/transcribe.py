@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from . import models
+from .audio import as_float
 from ..config import AsrConfig
 from .records import Segment, Transcript, Word
 
@@ -185,7 +186,8 @@ def transcribe(
     progress: ProgressHook | None = None,
     before_block: Callable[[], object] | None = None,
 ) -> Transcript:
-    """Transcribe 16 kHz mono float32 *audio* into segments with word timings.
+    """Transcribe 16 kHz mono *audio* (float32, or int16 PCM converted a block at a time) into
+    segments with word timings.
 
     *before_block* runs before each block of at most `asr.block_minutes` is decoded (the runs
     layer hands the allocator's free memory back there)."""
@@ -210,7 +212,7 @@ def transcribe(
         # quiet moments keep that to a few hundred MB however long the meeting is.
         if before_block:
             before_block()
-        raw_segments, info = decoder.transcribe(audio[start:end], **{**options, "language": language})
+        raw_segments, info = decoder.transcribe(as_float(audio[start:end]), **{**options, "language": language})
         language = language or info.language  # one language for the whole recording
         probability = probability or float(info.language_probability)
         offset = start / SAMPLE_RATE
@@ -241,7 +243,7 @@ def block_bounds(audio: np.ndarray, rate: int, max_seconds: float, search_second
     limit, frame = int(max_seconds * rate), int(frame_seconds * rate)
     bounds, start = [], 0
     while audio.size - start > limit:
-        window = audio[start + limit - int(search_seconds * rate) : start + limit]
+        window = as_float(audio[start + limit - int(search_seconds * rate) : start + limit])
         frames = window[: window.size // frame * frame].reshape(-1, frame)
         quietest = int(np.argmin(np.einsum("ij,ij->i", frames, frames)))
         cut = start + limit - window.size + quietest * frame + frame // 2
