@@ -54,6 +54,10 @@ def test_transcription_blocks_cover_the_audio_and_cut_in_pauses():
     cuts = [end / rate for _, end in bounds[:-1]]
     assert [int(c) for c in cuts] == pauses
     assert block_bounds(audio[: rate * 30], rate, 40) == [(0, rate * 30)]
+    # blocks shorter than the 30-s search window are searched whole, still cut in the pauses
+    short = block_bounds(audio[: rate * 50], rate, max_seconds=20)
+    assert all(end - start <= 20 * rate for start, end in short) and short[-1][1] == rate * 50
+    assert 37 in [int(end / rate) for _, end in short[:-1]]
 
 
 @pytest.mark.slow

@@ -241,9 +241,11 @@ def block_bounds(audio: np.ndarray, rate: int, max_seconds: float, search_second
     """Sample ranges of at most *max_seconds*, each cut at the quietest frame of its last
     *search_seconds*, so no word is split between two blocks."""
     limit, frame = int(max_seconds * rate), int(frame_seconds * rate)
+    # a block shorter than the search window (asr.block_minutes under half a minute) is searched whole
+    search = max(min(int(search_seconds * rate), limit), frame)
     bounds, start = [], 0
     while audio.size - start > limit:
-        window = as_float(audio[start + limit - int(search_seconds * rate) : start + limit])
+        window = as_float(audio[start + limit - search : start + limit])
         frames = window[: window.size // frame * frame].reshape(-1, frame)
         quietest = int(np.argmin(np.einsum("ij,ij->i", frames, frames)))
         cut = start + limit - window.size + quietest * frame + frame // 2
