@@ -33,3 +33,27 @@ def test_the_float32_reconstruction_gives_pyannotes_diarization_bit_for_bit():
     assert np.array_equal(ours.data, theirs.data)
     window = lambda w: (w.start, w.duration, w.step)  # noqa: E731
     assert window(ours.sliding_window) == window(theirs.sliding_window)
+
+
+def test_binarizing_1000_chunks_at_a_time_gives_pyannotes_arrays_bit_for_bit():
+    from pyannote.audio.pipelines import speaker_diarization
+    from pyannote.audio.utils.signal import binarize
+
+    from emessi_pipeline.stages.diarize import BINARIZE_CHUNKS, binarize_in_chunks
+
+    rng = np.random.default_rng(5)
+    chunks = 2 * BINARIZE_CHUNKS + 345  # a short last piece
+    scores = rng.random((chunks, 293, 3), dtype=np.float32)
+    scores[rng.random(scores.shape) < 0.05] = 0.5  # exactly at the threshold: the state carries over
+    scores[:7, :40] = 0.5  # rows that start undecided
+    scores[rng.random(scores.shape) < 0.01] = np.nan
+    segmentations = SlidingWindowFeature(scores, SlidingWindow(start=0.0, duration=5.0, step=0.5))
+    for onset, state in ((0.5, False), (0.5, None), (0.3, True)):
+        theirs = binarize(segmentations, onset=onset, initial_state=state)
+        ours = binarize_in_chunks(segmentations, onset=onset, initial_state=state)
+        assert ours.data.dtype == theirs.data.dtype and ours.data.shape == theirs.data.shape
+        assert np.array_equal(ours.data, theirs.data), (onset, state)
+        assert ours.sliding_window is segmentations.sliding_window
+    assert 0.2 < theirs.data.mean() < 0.9
+    lean_diarization_class()
+    assert speaker_diarization.binarize is binarize_in_chunks

@@ -241,11 +241,43 @@ def pcm_to_float(samples):
     return samples
 
 
+BINARIZE_CHUNKS = 1000
+
+
+def binarize_in_chunks(scores, onset: float = 0.5, offset: float | None = None, initial_state=None):
+    """pyannote's ``binarize``, over (chunks, frames, speakers) segmentations 1,000 chunks at a
+    time. Each (chunk, speaker) row is thresholded on its own, so the result is the library's
+    bit for bit; but the library gathers every row's frame indices as Python tuples first: for
+    two hours (43,200 rows × 293 frames) 0.8 GB for a few seconds, which, when it met a
+    Whisper block's own peak, was the difference between a run under 2.5 GB and one over."""
+    from pyannote.audio.utils.signal import binarize
+    from pyannote.core import SlidingWindowFeature
+
+    rows_alike = initial_state is None or isinstance(initial_state, bool)
+    if not (isinstance(scores, SlidingWindowFeature) and scores.data.ndim == 3 and rows_alike):
+        return binarize(scores, onset=onset, offset=offset, initial_state=initial_state)
+    data = None
+    for c in range(0, len(scores.data), BINARIZE_CHUNKS):
+        part = SlidingWindowFeature(scores.data[c : c + BINARIZE_CHUNKS], scores.sliding_window)
+        done = binarize(part, onset=onset, offset=offset, initial_state=initial_state).data
+        if data is None:
+            data = np.empty(scores.data.shape, dtype=done.dtype)
+        data[c : c + len(done)] = done
+    if data is None:  # no chunks at all
+        return binarize(scores, onset=onset, offset=offset, initial_state=initial_state)
+    return SlidingWindowFeature(data, scores.sliding_window)
+
+
 @functools.cache  # built on first use: importing pyannote costs seconds a command without diarisation saves
 def lean_diarization_class():
     from pyannote.audio import Audio, Inference
-    from pyannote.audio.pipelines import SpeakerDiarization
+    from pyannote.audio.pipelines import SpeakerDiarization, speaker_diarization
     from pyannote.core import SlidingWindowFeature
+
+    # The pipeline's apply calls the module's binarize and offers no hook; the replacement
+    # gives the same arrays (tests/test_diarize_memory.py), so every pipeline of the module,
+    # a hub one too, may use it.
+    speaker_diarization.binarize = binarize_in_chunks
 
     class PcmInference(Inference):
         """Segmentation over a recording held as int16 PCM: each batch of chunks is converted
