@@ -115,20 +115,8 @@ PCM_SCALE = 1 / 32768.0
 
 def read_pcm(path: Path, block_frames: int = 1 << 20) -> tuple[np.ndarray, int]:
     """The samples of a mono 16-bit PCM WAV written by :func:`extract`, as int16 (see
-    :func:`as_float` for the values models take); read block by block into one array."""
-    with wave.open(str(path), "rb") as handle:
-        if handle.getsampwidth() != 2 or handle.getnchannels() != 1:
-            raise MediaError(f"{path}: expected mono 16-bit PCM WAV")
-        rate, total = handle.getframerate(), handle.getnframes()
-        samples = np.empty(total, dtype=np.int16)
-        done = 0
-        while done < total:
-            block = np.frombuffer(handle.readframes(block_frames), dtype="<i2")
-            if block.size == 0:
-                break
-            samples[done : done + block.size] = block
-            done += block.size
-    return samples[:done], rate
+    :func:`as_float` for the values models take)."""
+    return _read_samples(path, np.int16, block_frames)
 
 
 def as_float(samples: np.ndarray) -> np.ndarray:
@@ -139,22 +127,28 @@ def as_float(samples: np.ndarray) -> np.ndarray:
 
 
 def read_wav(path: Path, block_frames: int = 1 << 20) -> tuple[np.ndarray, int]:
-    """Read a mono 16-bit PCM WAV written by :func:`extract` as float32 in [-1, 1].
+    """Read a mono 16-bit PCM WAV written by :func:`extract` as float32 in [-1, 1]."""
+    return _read_samples(path, np.float32, block_frames)
 
-    Converted block by block into one preallocated array: a 2-hour recording is 460 MB as
-    float32, and converting it in one go would briefly hold the bytes and two copies besides.
-    """
+
+def _read_samples(path: Path, dtype, block_frames: int) -> tuple[np.ndarray, int]:
+    # Block by block into one preallocated array: a 2-hour recording is 460 MB as float32, and
+    # converting it in one go would briefly hold the bytes and two copies besides.
     with wave.open(str(path), "rb") as handle:
         if handle.getsampwidth() != 2 or handle.getnchannels() != 1:
             raise MediaError(f"{path}: expected mono 16-bit PCM WAV")
         rate, total = handle.getframerate(), handle.getnframes()
-        samples = np.empty(total, dtype=np.float32)
+        samples = np.empty(total, dtype=dtype)
         done = 0
         while done < total:
             block = np.frombuffer(handle.readframes(block_frames), dtype="<i2")
             if block.size == 0:
                 break
-            np.multiply(block, 1 / 32768.0, out=samples[done : done + block.size], casting="unsafe")
+            target = samples[done : done + block.size]
+            if dtype == np.int16:
+                target[:] = block
+            else:
+                np.multiply(block, PCM_SCALE, out=target, casting="unsafe")
             done += block.size
     return samples[:done], rate
 
