@@ -297,8 +297,9 @@ def lean_diarization_class():
         """pyannote's pipeline over a recording held as int16 PCM (see ``PcmInference``,
         ``PcmAudio``; a float32 recording passes through unchanged), with its `reconstruct`
         holding the clustered segmentation in the segmentation's own dtype (float32) instead
-        of float64, built once instead of as ``nan * zeros``: for two hours (14,400 chunks × 293 frames × 6 speakers) 100 MB at the
-        end of diarisation instead of 200 MB held and 400 MB at once while it is built.
+        of float64, built once instead of as ``nan * zeros``: for two hours (14,400 chunks ×
+        293 frames × 6 speakers) 100 MB at the end of diarisation instead of 200 MB held and
+        400 MB at once while it is built.
 
         The values are the segmentation's own, so float32 holds them exactly, and pyannote's
         aggregation multiplies each chunk by an integer mask first, which makes it float64 as
