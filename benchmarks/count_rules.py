@@ -10,7 +10,7 @@ simulated_meetings.py score has run), then applies `diarize.estimate_count` to t
 setting. The tuning side is the real tuning clips and the first four simulated meetings; the rule
 is chosen there by counts exact, then mean absolute error, then nearness to the old cut (0.30).
 The other sets are shown, not used: the six later meetings, the eight check meetings built after
-the rule was fixed, the held-out real clips and the generated Finnish meetings.
+the rule was fixed, the eight hold meetings built later still, the held-out real clips and the generated Finnish meetings.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ SETS = {
     "real held out": ["dev01", "trn04", "trn07", "falcon", "pyaa6"],
     "six more": ["sim05", "sim07", "sim09", "sim10", "sim04b", "sim06b"],
     "check": [f"chk{k:02d}" for k in range(4, 12)],
+    "hold": [f"hold{k:02d}" for k in range(4, 12)],
     "finnish": [name for name, _ in sim.FINNISH],
 }
 
