@@ -2,8 +2,8 @@
 
 Whisper samples when a window decodes badly, and which windows do depends on the processor
 (CTranslate2's kernels differ between CPU types: the Finnish demo loops at temperature 0 on some
-and not on others). So the compared runs decode at the first fallback temperature alone: every window
-samples on every processor, and the test holds on none by luck. The second run has another
+and not on others). So the compared runs decode at the first fallback temperature alone: every
+window samples on every processor, and the test holds on none by luck. The second run has another
 history before the compared recording (its model has already sampled on another file), as a
 nightly batch or a shard would."""
 

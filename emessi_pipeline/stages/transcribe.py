@@ -96,7 +96,7 @@ class Whisper:
 
 
 def lean_features(extractor):
-    """faster-whisper's feature extractor, computing the log-Mel spectrogram 30 s at a time.
+    """faster-whisper's feature extractor, computing the spectrogram's FFT 30 s at a time.
 
     The library frames the whole block at once (for 10 minutes: 60,000 frames × 400 samples,
     their FFT and copies, about 620 MB for a second or two); a Whisper block starting while
