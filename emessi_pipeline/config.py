@@ -59,6 +59,12 @@ class AsrConfig(Section):
     condition_on_previous_text: bool = False
     batch_size: int = Field(0, ge=0, description="0: sequential; >0: BatchedInferencePipeline")
     block_minutes: float = Field(10.0, gt=0, description="longer audio is transcribed in blocks cut at quiet moments")
+    # Every block decodes from the seed, so its words depend on its own audio and the settings
+    # alone, and a second decoder can take blocks once diarisation beside Whisper frees its core
+    # (stages/transcribe.transcribe). False: one generator runs on through a recording's blocks
+    # and one decoder does them all, as before 1 December 2026; datasets made then keep their
+    # cache keys with it (runs/chain.ADDED_LATER).
+    blocks_from_seed: bool = True
     repetition_min_repeats: int = Field(5, ge=2, description="an n-gram repeated this often is a loop")
     repetition_max_ngram: int = Field(4, ge=1)
     repetition_action: Literal["drop", "flag"] = "drop"

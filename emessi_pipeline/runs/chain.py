@@ -41,6 +41,9 @@ STAGES = ("extract", "transcribe", "diarize", "align", "segment", "load")
 STAGE_VERSIONS = {"extract": 1, "transcribe": 1, "diarize": 1, "align": 1, "segment": 1, "tracks": 1}
 # Settings that change speed, not results, stay out of the cache keys.
 SPEED_ONLY = {"asr": {"cpu_threads", "device"}, "diarization": {"threads", "threads_beside_asr", "batch_size", "device"}}
+# Settings added later, with the value that gives what came before them: at that value they stay
+# out of the keys, so that the caches and observation sets made before them still match.
+ADDED_LATER = {"asr": {"blocks_from_seed": False}}
 
 # What a stage raises about its input: a failure of that recording, not of the run. Anything
 # else is the machine's, the settings' or the code's fault and stops the run (RunStopped).
@@ -122,6 +125,9 @@ def settings(profile: Profile, name: str) -> dict:
     data = getattr(profile, name).model_dump(mode="json")
     for key in SPEED_ONLY.get(name, ()):
         data.pop(key, None)
+    for key, off in ADDED_LATER.get(name, {}).items():
+        if data.get(key) == off:
+            data.pop(key)
     return data
 
 
@@ -235,10 +241,10 @@ class Chain:
 
     def _overlapped(self, media: MediaInfo) -> tuple[Transcript, Diarization]:
         self.audio()  # read once, before both stages share it
-        transcribed = threading.Event()
-        background = Background(lambda check: self._diarize_beside_asr(check, transcribed), "diarize").start()
+        transcribed, diarised = threading.Event(), threading.Event()
+        background = Background(lambda check: self._diarize_beside_asr(check, transcribed, diarised), "diarize").start()
         try:
-            transcript = self.transcribe(media)
+            transcript = self.transcribe(media, spare_core=diarised)
         except BaseException:
             background.cancel()
             raise
@@ -253,7 +259,10 @@ class Chain:
             raise RunStopped.from_error("diarize", error, self.path) from error
         return transcript, diarization
 
-    def _diarize_beside_asr(self, cancel_check: Callable[[], None], transcribed: threading.Event) -> Diarization:
+    def _diarize_beside_asr(self, cancel_check: Callable[[], None], transcribed: threading.Event,
+                            diarised: threading.Event) -> Diarization:  # fmt: skip
+        """*diarised* is set when this thread is done (whatever the outcome): its core is free for
+        a second decoder (asr.blocks_from_seed)."""
         import torch
 
         cfg = self.profile.diarization
@@ -273,8 +282,9 @@ class Chain:
             return self.diarize(check)
         finally:
             torch.set_num_threads(cfg.threads)
+            diarised.set()
 
-    def transcribe(self, media: MediaInfo) -> Transcript:
+    def transcribe(self, media: MediaInfo, spare_core: threading.Event | None = None) -> Transcript:
         key = self.keys["transcribe"]
         transcript = self.ws.load("transcribe", key, Transcript)
         if transcript is None:
@@ -284,7 +294,7 @@ class Chain:
             def run():
                 return transcribe(self.host.asr(), self.audio(), self.profile.asr,
                                   progress=lambda done: self._report("transcribe", done, duration),
-                                  before_block=memory.release_freed_memory)  # fmt: skip
+                                  before_block=memory.release_freed_memory, spare_core=spare_core)  # fmt: skip
 
             transcript = self._timed("transcribe", run)
             self.ws.save("transcribe", key, transcript)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,22 +75,27 @@ class Whisper:
         self._untouched = False  # no sampling since the seed was set and the model loaded
 
     def decoder(self):
-        """The model to decode one recording with, its generator still at the seed."""
+        """The model to decode one recording (or, with `asr.blocks_from_seed`, one block) with,
+        its generator still at the seed."""
         if self._model is None or not self._untouched:
-            import ctranslate2
-            from faster_whisper import BatchedInferencePipeline, WhisperModel
-
             self._model = None  # free the old one before the new one loads
-            ctranslate2.set_random_seed(self.config.seed)
-            model = WhisperModel(self.resolved.source, device=self.config.device,
-                                 compute_type=self.config.compute_type, cpu_threads=self.config.cpu_threads,
-                                 local_files_only=self.resolved.local_only)  # fmt: skip
-            model.feature_extractor = lean_features(model.feature_extractor)
-            if self.config.vad_filter:  # the VAD model loads only for runs that use it
-                lean_vad()
-            self._model = BatchedInferencePipeline(model) if self.config.batch_size > 0 else model
+            self._model = self.load()
         self._untouched = False  # until a decoding finishes without sampling (an interrupt leaves it so)
         return self._model
+
+    def load(self):
+        """A new model at the seed (for a second decoder too: it is not kept here)."""
+        import ctranslate2
+        from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+        ctranslate2.set_random_seed(self.config.seed)
+        model = WhisperModel(self.resolved.source, device=self.config.device,
+                             compute_type=self.config.compute_type, cpu_threads=self.config.cpu_threads,
+                             local_files_only=self.resolved.local_only)  # fmt: skip
+        model.feature_extractor = lean_features(model.feature_extractor)
+        if self.config.vad_filter:  # the VAD model loads only for runs that use it
+            lean_vad()
+        return BatchedInferencePipeline(model) if self.config.batch_size > 0 else model
 
     def finished(self, sampled: bool) -> None:
         self._untouched = not sampled
@@ -186,12 +192,20 @@ def transcribe(
     config: AsrConfig,
     progress: ProgressHook | None = None,
     before_block: Callable[[], object] | None = None,
+    spare_core: threading.Event | None = None,
 ) -> Transcript:
     """Transcribe 16 kHz mono *audio* (float32, or int16 PCM converted a block at a time) into
     segments with word timings.
 
     *before_block* runs before each block of at most `asr.block_minutes` is decoded (the runs
-    layer hands the allocator's free memory back there)."""
+    layer hands the allocator's free memory back there).
+
+    With `asr.blocks_from_seed` (the default) every block decodes from the seed, so its words
+    depend on its own audio and the settings alone. That is what lets a second decoder help:
+    once *spare_core* is set (diarisation beside the transcription is done), a second model
+    takes the next blocks not yet started, on a core of its own. Which decoder takes which block
+    depends on timing; the transcript does not. Without it, one generator runs on through the
+    blocks (as before 1 December 2026) and one decoder does them all."""
     options = dict(
         language=None if config.language in (None, "auto") else config.language,
         beam_size=config.beam_size,
@@ -205,36 +219,146 @@ def transcribe(
     if audio.size == 0:
         return Transcript(language=config.language or "", language_probability=0.0,
                           duration=0.0, segments=())  # fmt: skip
-    decoder = model.decoder() if isinstance(model, Whisper) else model
-    segments, language, probability, sampled = [], options["language"], 0.0, False
-    for start, end in block_bounds(audio, SAMPLE_RATE, config.block_minutes * 60):
-        # Whisper's feature extractor builds the spectrogram of everything it is given at once
-        # (windowed frames, a complex128 FFT and copies: about 2.5 GB an hour); blocks cut at
-        # quiet moments keep that to a few hundred MB however long the meeting is.
-        if before_block:
-            before_block()
-        raw_segments, info = decoder.transcribe(as_float(audio[start:end]), **{**options, "language": language})
-        language = language or info.language  # one language for the whole recording
-        probability = probability or float(info.language_probability)
-        offset = start / SAMPLE_RATE
-        for raw in raw_segments:
-            segments.append(_segment(raw, offset))
-            sampled = sampled or segments[-1].temperature > 0.0
-            if progress:
-                progress(offset + float(raw.end))
-    if isinstance(model, Whisper):
-        model.finished(sampled)
+    blocks = _Blocks(audio, block_bounds(audio, SAMPLE_RATE, config.block_minutes * 60), options,
+                     before_block, progress)  # fmt: skip
+    whisper = isinstance(model, Whisper)
+    from_seed = whisper and config.blocks_from_seed
+    second = None
+    if from_seed and spare_core is not None and len(blocks.bounds) > 1:
+        second = threading.Thread(target=blocks.second_decoder, args=(model, spare_core),
+                                  name="emessi-asr-second", daemon=True)  # fmt: skip
+        second.start()
+    try:
+        if from_seed:
+            blocks.decode(model.decoder, model.finished)
+        else:
+            decoder = model.decoder() if whisper else model
+            sampled = blocks.decode(lambda: decoder)
+            if whisper:
+                model.finished(sampled)
+    except BaseException:
+        blocks.stop.set()
+        raise
+    finally:
+        blocks.no_more.set()
+        if second is not None:
+            second.join()
+    if blocks.error is not None:
+        raise blocks.error
     guarded, dropped = guard_repetitions(
-        segments, config.repetition_min_repeats, config.repetition_max_ngram,
-        drop=config.repetition_action == "drop",
+        [segment for block in blocks.segments for segment in block], config.repetition_min_repeats,
+        config.repetition_max_ngram, drop=config.repetition_action == "drop",
     )  # fmt: skip
     return Transcript(
-        language=language,
-        language_probability=probability,
+        language=blocks.language or "",
+        language_probability=blocks.probability,
         duration=audio.size / SAMPLE_RATE,
         segments=tuple(guarded),
         dropped_loop_words=dropped,
     )
+
+
+class _Blocks:
+    """One recording's blocks, handed out in order to one decoder or two (`transcribe`)."""
+
+    def __init__(self, audio: np.ndarray, bounds: list[tuple[int, int]], options: dict,
+                 before_block: Callable[[], object] | None, progress: ProgressHook | None):  # fmt: skip
+        self.audio, self.bounds, self.options = audio, bounds, options
+        self.before_block, self.progress = before_block, progress
+        self.segments: list[list[Segment]] = [[] for _ in bounds]
+        self.language, self.probability = options["language"], 0.0
+        self.known_language = threading.Event()  # every block decodes in the first block's language
+        if self.language is not None:
+            self.known_language.set()
+        self.error: BaseException | None = None  # the second decoder's, raised by the first
+        self.stop = threading.Event()  # the first decoder failed: the second stops too
+        self.no_more = threading.Event()  # the first decoder is done: the second does not start
+        self._next = 0
+        self._lock = threading.Lock()
+        self._seconds = [0.0 for _ in bounds]  # of audio decoded per block, for the progress bar
+
+    def _take(self) -> int | None:
+        with self._lock:
+            if self._next >= len(self.bounds) or self.stop.is_set():
+                return None
+            self._next += 1
+            return self._next - 1
+
+    def decode(self, decoder: Callable[[], object], finished: Callable[[bool], None] | None = None) -> bool:
+        """Decode blocks until none is left; *decoder* gives the model for each (at the seed when
+        *finished* is told after each block whether it sampled). True if any block sampled."""
+        sampled_any = False
+        while (index := self._take()) is not None:
+            model = decoder()
+            sampled = self._decode_block(index, model)
+            sampled_any = sampled_any or sampled
+            if finished is not None:
+                finished(sampled)
+        return sampled_any
+
+    def second_decoder(self, model: "Whisper", spare_core: threading.Event) -> None:
+        """The second decoder: waits for the spare core, then takes blocks on a model of its
+        own, loaded again after a block that sampled."""
+        while not spare_core.wait(1.0):
+            if self.no_more.is_set():
+                return
+        own = _OwnDecoder(model)
+        try:
+            while not self.known_language.wait(1.0):
+                if self.no_more.is_set():
+                    return
+            self.decode(own.decoder, own.finished)
+        except BaseException as error:  # handed to the first decoder's thread
+            self.error = error
+            self.stop.set()
+
+    def _decode_block(self, index: int, model) -> bool:
+        start, end = self.bounds[index]
+        # Whisper's feature extractor builds the spectrogram of everything it is given at once
+        # (windowed frames, a complex128 FFT and copies: about 2.5 GB an hour); blocks cut at
+        # quiet moments keep that to a few hundred MB however long the meeting is.
+        if self.before_block:
+            self.before_block()
+        if index > 0:
+            self.known_language.wait()
+        raw_segments, info = model.transcribe(as_float(self.audio[start:end]),
+                                              **{**self.options, "language": self.language})  # fmt: skip
+        if index == 0:
+            self.language = self.language or info.language  # one language for the whole recording
+            self.probability = float(info.language_probability)
+            self.known_language.set()
+        offset, sampled = start / SAMPLE_RATE, False
+        for raw in raw_segments:
+            if self.stop.is_set():
+                break
+            self.segments[index].append(_segment(raw, offset))
+            sampled = sampled or self.segments[index][-1].temperature > 0.0
+            self._done(index, float(raw.end))
+        self._done(index, (end - start) / SAMPLE_RATE)
+        return sampled
+
+    def _done(self, index: int, seconds: float) -> None:
+        self._seconds[index] = seconds
+        if self.progress:
+            self.progress(sum(self._seconds))
+
+
+class _OwnDecoder:
+    """The second decoder's model: like `Whisper.decoder`, at the seed before every block, but
+    not kept beyond the recording."""
+
+    def __init__(self, whisper: "Whisper"):
+        self.whisper, self.model, self.untouched = whisper, None, False
+
+    def decoder(self):
+        if self.model is None or not self.untouched:
+            self.model = None
+            self.model = self.whisper.load()
+        self.untouched = False
+        return self.model
+
+    def finished(self, sampled: bool) -> None:
+        self.untouched = not sampled
 
 
 def block_bounds(audio: np.ndarray, rate: int, max_seconds: float, search_seconds: float = 30.0,
