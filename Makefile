@@ -19,10 +19,11 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
-# make bench  the benchmarks of BENCHMARKS.md (about an hour on 2 cores: the 2-hour runs dominate)
+# make bench  the benchmarks of BENCHMARKS.md (about six hours on 2 cores: eight 2-hour runs dominate)
 bench: $(STAMP)
 	$(PY) benchmarks/speed.py --recording 10min --runs 3
 	$(PY) benchmarks/speed.py --recording 2h --runs 1 --skip-library-defaults
+	$(PY) benchmarks/idle_core.py --runs 3
 	$(PY) benchmarks/database.py
 	$(PY) benchmarks/nochange.py --count 100 --out /tmp/emessi-bench/nochange
 
