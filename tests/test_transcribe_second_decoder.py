@@ -69,3 +69,19 @@ def test_the_old_way_leaves_the_cache_keys_made_before_it_alone():
     assert profile.asr.blocks_from_seed is True and settings(profile, "asr")["blocks_from_seed"] is True
     old = profile.model_copy(update={"asr": profile.asr.model_copy(update={"blocks_from_seed": False})})
     assert "blocks_from_seed" not in settings(old, "asr")
+
+
+def test_whisper_alone_gets_a_second_decoder_from_the_start_when_the_cores_allow():
+    import os
+    from types import SimpleNamespace
+
+    from emessi_pipeline.runs.chain import Chain
+
+    def spare(threads):
+        profile = load_profile("default", {"asr.cpu_threads": threads})
+        return Chain._cores_for_two_decoders(SimpleNamespace(profile=profile))
+
+    cores = len(os.sched_getaffinity(0))
+    assert spare(0) is None  # CTranslate2 takes every core already
+    assert (spare(1) is not None and spare(1).is_set()) == (cores >= 2)
+    assert spare(cores) is None

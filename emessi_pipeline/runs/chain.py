@@ -231,13 +231,22 @@ class Chain:
         elif self.layout is not None and with_diarization:
             # The tracks first: a bad one found after minutes of Whisper would waste them.
             diarization = self.diarize()
-            transcript = self.transcribe(media)
+            transcript = self.transcribe(media, spare_core=self._cores_for_two_decoders())
         else:
-            transcript = self.transcribe(media)
+            transcript = self.transcribe(media, spare_core=self._cores_for_two_decoders())
             diarization = self.diarize() if with_diarization else None
         if self.result.computed:
             self.result.model_wall_s = round(time.monotonic() - started, 3)
         return transcript, diarization
+
+    def _cores_for_two_decoders(self) -> threading.Event | None:
+        """Set when Whisper runs alone on a machine with cores for a second decoder from the start."""
+        threads = self.profile.asr.cpu_threads
+        if threads == 0 or len(os.sched_getaffinity(0)) < 2 * threads:
+            return None  # 0: CTranslate2 takes every core already
+        free = threading.Event()
+        free.set()
+        return free
 
     def _overlapped(self, media: MediaInfo) -> tuple[Transcript, Diarization]:
         self.audio()  # read once, before both stages share it

@@ -224,7 +224,9 @@ def transcribe(
     whisper = isinstance(model, Whisper)
     from_seed = whisper and config.blocks_from_seed
     second = None
-    if from_seed and spare_core is not None and len(blocks.bounds) > 1:
+    # A second model on the GPU, or beside a batched one, would compete for what the first uses.
+    on_cores = config.device == "cpu" and config.batch_size == 0
+    if from_seed and on_cores and spare_core is not None and len(blocks.bounds) > 1:
         second = threading.Thread(target=blocks.second_decoder, args=(model, spare_core),
                                   name="emessi-asr-second", daemon=True)  # fmt: skip
         second.start()
