@@ -293,6 +293,7 @@ class _Blocks:
         while (index := self._take()) is not None:
             model = decoder()
             sampled = self._decode_block(index, model)
+            del model  # a model loaded again for the next block must not load beside this one
             sampled_any = sampled_any or sampled
             if finished is not None:
                 finished(sampled)
