@@ -16,11 +16,10 @@ from .conftest import shared
 
 
 class LoadsByThread(Whisper):
-    """The real model, counting which threads loaded one (the second decoder loads its own)."""
+    """The real model, counting which threads loaded one (the second decoder loads its own, on
+    an instance of its own: the list is the class's)."""
 
-    def __init__(self, *args):
-        super().__init__(*args)
-        self.loads: list[str] = []
+    loads: list[str] = []
 
     def load(self):
         self.loads.append(threading.current_thread().name)

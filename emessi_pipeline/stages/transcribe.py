@@ -84,7 +84,7 @@ class Whisper:
         return self._model
 
     def load(self):
-        """A new model at the seed (for a second decoder too: it is not kept here)."""
+        """A new model at the seed."""
         import ctranslate2
         from faster_whisper import BatchedInferencePipeline, WhisperModel
 
@@ -305,7 +305,7 @@ class _Blocks:
         while not spare_core.wait(1.0):
             if self.no_more.is_set():
                 return
-        own = _OwnDecoder(model)
+        own = type(model)(model.config, model.resolved)  # a model of its own, not kept beyond the recording
         try:
             while not self.known_language.wait(1.0):
                 if self.no_more.is_set():
@@ -344,24 +344,6 @@ class _Blocks:
         self._seconds[index] = seconds
         if self.progress:
             self.progress(sum(self._seconds))
-
-
-class _OwnDecoder:
-    """The second decoder's model: like `Whisper.decoder`, at the seed before every block, but
-    not kept beyond the recording."""
-
-    def __init__(self, whisper: "Whisper"):
-        self.whisper, self.model, self.untouched = whisper, None, False
-
-    def decoder(self):
-        if self.model is None or not self.untouched:
-            self.model = None
-            self.model = self.whisper.load()
-        self.untouched = False
-        return self.model
-
-    def finished(self, sampled: bool) -> None:
-        self.untouched = not sampled
 
 
 def block_bounds(audio: np.ndarray, rate: int, max_seconds: float, search_seconds: float = 30.0,
