@@ -37,3 +37,37 @@ def test_freed_heap_blocks_are_handed_back_to_the_system():
     assert released == "True"
     # glibc alone keeps most of the 200 MB; the hand-back returns at least 150 MB of it
     assert int(freed) - int(trimmed) >= 150, out.stdout
+
+
+PERIODIC = r"""
+import threading, time
+from emessi_pipeline.runs import memory
+
+def rss_mb():
+    with open("/proc/self/status") as status:
+        return int(status.read().split("VmRSS:")[1].split()[0]) // 1024
+
+with memory.ReleasingFreedMemory(0.05):
+    running = [t.name for t in threading.enumerate()]
+    blocks, pins = [], []
+    for _ in range(2000):
+        blocks.append(bytearray(b"x" * 100_000))
+        pins.append(bytearray(b"y" * 600))
+    before = rss_mb()
+    del blocks
+    deadline = time.monotonic() + 20
+    while rss_mb() > before - 150 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    after = rss_mb()
+left = [t.name for t in threading.enumerate()]
+with memory.ReleasingFreedMemory(0):
+    never = [t.name for t in threading.enumerate()]
+print(before, after, "emessi-memory" in running, "emessi-memory" in left, "emessi-memory" in never, len(pins))
+"""
+
+
+def test_freed_memory_is_handed_back_while_the_models_run_without_a_call():
+    out = subprocess.run([sys.executable, "-c", PERIODIC], capture_output=True, text=True, check=True)
+    before, after, running, left, never, _ = out.stdout.split()
+    assert int(before) - int(after) >= 150, out.stdout  # the thread handed the freed blocks back
+    assert (running, left, never) == ("True", "False", "False")  # it stops with the block; 0 = none

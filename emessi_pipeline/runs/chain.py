@@ -226,15 +226,16 @@ class Chain:
         # Activity from tracks takes seconds: beside Whisper it would only load the clustering models.
         both = (with_diarization and not self.cached("transcribe") and not self.cached("diarize")
                 and self.layout is None)  # fmt: skip
-        if both and self.profile.overlap_models:
-            transcript, diarization = self._overlapped(media)
-        elif self.layout is not None and with_diarization:
-            # The tracks first: a bad one found after minutes of Whisper would waste them.
-            diarization = self.diarize()
-            transcript = self.transcribe(media, spare_core=self._cores_for_two_decoders())
-        else:
-            transcript = self.transcribe(media, spare_core=self._cores_for_two_decoders())
-            diarization = self.diarize() if with_diarization else None
+        with memory.ReleasingFreedMemory(self.profile.release_memory_every_s):
+            if both and self.profile.overlap_models:
+                transcript, diarization = self._overlapped(media)
+            elif self.layout is not None and with_diarization:
+                # The tracks first: a bad one found after minutes of Whisper would waste them.
+                diarization = self.diarize()
+                transcript = self.transcribe(media, spare_core=self._cores_for_two_decoders())
+            else:
+                transcript = self.transcribe(media, spare_core=self._cores_for_two_decoders())
+                diarization = self.diarize() if with_diarization else None
         if self.result.computed:
             self.result.model_wall_s = round(time.monotonic() - started, 3)
         return transcript, diarization

@@ -291,6 +291,8 @@ class _Blocks:
         *finished* is told after each block whether it sampled). True if any block sampled."""
         sampled_any = False
         while (index := self._take()) is not None:
+            if self.before_block:  # before the block's model loads: the old one's memory is free by now
+                self.before_block()
             model = decoder()
             sampled = self._decode_block(index, model)
             del model  # a model loaded again for the next block must not load beside this one
@@ -320,8 +322,6 @@ class _Blocks:
         # Whisper's feature extractor builds the spectrogram of everything it is given at once
         # (windowed frames, a complex128 FFT and copies: about 2.5 GB an hour); blocks cut at
         # quiet moments keep that to a few hundred MB however long the meeting is.
-        if self.before_block:
-            self.before_block()
         if index > 0:
             self.known_language.wait()
         raw_segments, info = model.transcribe(as_float(self.audio[start:end]),
