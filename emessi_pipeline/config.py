@@ -215,9 +215,9 @@ class Profile(BaseModel):
     hf_token_env: str = "HF_TOKEN"
     # Transcribe and diarise a recording at the same time (speed only; results are the same).
     overlap_models: bool = True
-    # Hand freed memory back to the system this often while the models run, 0 never (memory
-    # only; results are the same).
-    release_memory_every_s: float = Field(default=5.0, ge=0)
+    # While the models run, hand freed memory back to the system whenever the process has grown
+    # by this many MB since the last hand-back; 0 never (memory only; results are the same).
+    release_memory_growth_mb: float = Field(default=256, ge=0)
     extract: ExtractConfig = ExtractConfig()
     asr: AsrConfig = AsrConfig()
     diarization: DiarizationConfig = DiarizationConfig()

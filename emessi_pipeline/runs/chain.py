@@ -226,7 +226,7 @@ class Chain:
         # Activity from tracks takes seconds: beside Whisper it would only load the clustering models.
         both = (with_diarization and not self.cached("transcribe") and not self.cached("diarize")
                 and self.layout is None)  # fmt: skip
-        with memory.ReleasingFreedMemory(self.profile.release_memory_every_s):
+        with memory.ReleasingFreedMemory(self.profile.release_memory_growth_mb):
             if both and self.profile.overlap_models:
                 transcript, diarization = self._overlapped(media)
             elif self.layout is not None and with_diarization:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import os
 import sys
 import threading
 
@@ -49,29 +50,50 @@ def release_freed_memory() -> bool:
         return False
 
 
+def resident_bytes() -> int:
+    """This process's resident set size (0 where /proc is not there)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 class ReleasingFreedMemory:
-    """Hands freed memory back every *interval* seconds while the models run (a context manager).
+    """Hands freed memory back whenever the process has grown by *growth_mb* since the last
+    hand-back (a context manager; the resident size is read every *poll_s* seconds).
 
-    Between two Whisper blocks, the decoder and the diarisation thread free and allocate hundreds
-    of MB in glibc's two shared arenas; the freed pages stay with the process until a hand-back.
-    In the 2-hour run they piled up to 0.6 GB above what was in use by the end of a block, and
-    that pile, not live data, set the peak. What is handed back is only what is already free, so
-    results cannot change; reusing it costs page faults (BENCHMARKS.md, "Ninth round")."""
+    Between two Whisper blocks the decoder and the diarisation thread free and allocate hundreds
+    of MB in glibc's two shared arenas, and the freed pages stay with the process until handed
+    back: in the 2-hour run they piled up to 0.6 GB above what was in use by a block's end, and
+    that pile, not live data, set the peak. Handing back on a clock (every 5 s) kept the peak
+    down but doubled the page faults, as the models take the same pages again at once (+10 %
+    wall); on growth, it runs only while a pile forms. Only freed memory is handed back, so
+    results cannot change (BENCHMARKS.md, "Ninth round")."""
 
-    def __init__(self, interval: float):
-        self.interval = interval
+    def __init__(self, growth_mb: float, poll_s: float = 1.0):
+        self.growth = growth_mb * 1e6
+        self.poll_s = poll_s
+        self.releases = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> "ReleasingFreedMemory":
-        if self.interval > 0 and sys.platform.startswith("linux"):
+        if self.growth > 0 and sys.platform.startswith("linux") and resident_bytes() > 0:
             self._thread = threading.Thread(target=self._run, name="emessi-memory", daemon=True)
             self._thread.start()
         return self
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            release_freed_memory()
+        low = resident_bytes()
+        while not self._stop.wait(self.poll_s):
+            now = resident_bytes()
+            if now - low > self.growth:
+                release_freed_memory()
+                self.releases += 1
+                low = resident_bytes()  # what is left is in use: grow from there
+            else:
+                low = min(low, now)  # a block's own hand-back lowered it
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
