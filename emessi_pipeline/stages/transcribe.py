@@ -291,7 +291,7 @@ class _Blocks:
         *finished* is told after each block whether it sampled). True if any block sampled."""
         sampled_any = False
         while (index := self._take()) is not None:
-            if self.before_block:  # before the block's model loads: the old one's memory is free by now
+            if self.before_block:  # before a reload, which would otherwise land on what the last block freed
                 self.before_block()
             model = decoder()
             sampled = self._decode_block(index, model)
