@@ -3,12 +3,15 @@ that takes blocks once diarisation is done, alternating, each run in an empty wo
 
 "before" is the default profile with `asr.blocks_from_seed: false` (one generator through the
 blocks, one decoder: the code path and cache keys of before 1 December 2026); "after" is the
-default profile. Per run: wall, the stage times, CPU seconds (user + system) and peak RSS of the
-child (wait4). Prints the medians, the ratio of the median walls, and whether every run of
+default profile. "no-watcher" is the default with `release_memory_growth_mb: 0` (freed memory
+handed back only at each Whisper block, as before the ninth round of BENCHMARKS.md); run it with
+`--only no-watcher`. Per run: wall, the stage times, CPU seconds (user + system, and system alone),
+minor page faults and peak RSS of the child (wait4). Prints the medians, the ratio of the median walls, and whether every run of
 "after" stayed under the memory target; writes every run as JSON.
 
     .venv/bin/python benchmarks/idle_core.py --runs 3 --out /tmp/emessi-bench
     .venv/bin/python benchmarks/idle_core.py --runs 1 --only after   # memory and wall of main alone
+    .venv/bin/python benchmarks/idle_core.py --runs 1 --only no-watcher   # the same without the watcher
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ MEMORY_TARGET_GB = 2.5  # GB here: /usr/bin/time's kbytes / 10^6, as everywhere 
 def profile_file(out: Path, variant: str) -> Path:
     """The default profile, as "before" or "after", written where the run can read it."""
     data = yaml.safe_load((HERE.parent / "configs" / "default.yaml").read_text())
-    data["asr"]["blocks_from_seed"] = variant == "after"
+    data["asr"]["blocks_from_seed"] = variant != "before"
+    if variant == "no-watcher":
+        data["release_memory_growth_mb"] = 0
     path = out / f"profile-{variant}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
@@ -60,14 +65,15 @@ def run(recording: Path, out: Path, variant: str) -> dict:
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{variant}: emessi ingest failed with {os.waitstatus_to_exitcode(status)}")
     data = json.loads(stdout)
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_gb": usage.ru_maxrss / 1e6,
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "system": usage.ru_stime,
+            "minor_faults": usage.ru_minflt, "rss_gb": usage.ru_maxrss / 1e6,
             "transcribe": data["stage_seconds"]["transcribe"], "diarize": data["stage_seconds"]["diarize"]}  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--only", choices=["before", "after"], help="run one variant alone")
+    parser.add_argument("--only", choices=["before", "after", "no-watcher"], help="run one variant alone")
     parser.add_argument("--out", type=Path, default=Path("/tmp/emessi-bench"))
     args = parser.parse_args()
     recording = build(args.out / "recordings")["2h"]
@@ -79,20 +85,22 @@ def main() -> None:
             r = runs[variant][-1]
             print(f"run {i + 1} {variant}: {r['wall']:.0f} s, peak {r['rss_gb']:.2f} GB", file=sys.stderr, flush=True)
     print(f"\n{recording.name}, count estimated, median of {args.runs} run(s) a side\n")
-    print("| | wall s | diarise s | transcribe s | CPU s | peak RSS GB (highest) | walls |")
-    print("|---|---:|---:|---:|---:|---:|---|")
+    print("| | wall s | diarise s | transcribe s | CPU s | system s | minor faults | peak RSS GB (highest) | walls |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     med = {}
     for variant, rows in runs.items():
         med[variant] = statistics.median(r["wall"] for r in rows)
         print(f"| {variant} | {med[variant]:,.0f} | {statistics.median(r['diarize'] for r in rows):,.0f} | "
               f"{statistics.median(r['transcribe'] for r in rows):,.0f} | {statistics.median(r['cpu'] for r in rows):,.0f} | "
+              f"{statistics.median(r['system'] for r in rows):,.0f} | {statistics.median(r['minor_faults'] for r in rows):,.0f} | "
               f"{statistics.median(r['rss_gb'] for r in rows):.2f} ({max(r['rss_gb'] for r in rows):.2f}) | "
               f"{', '.join(format(r['wall'], ',.0f') for r in rows)} |")  # fmt: skip
     if len(med) == 2:
         print(f"\nafter ÷ before (median walls): {med['after'] / med['before']:.2f} (target ≤ 0.85)")
-    if "after" in runs:
-        under = sum(r["rss_gb"] <= MEMORY_TARGET_GB for r in runs["after"])
-        print(f"peak RSS ≤ {MEMORY_TARGET_GB} GB: {under} of {len(runs['after'])} runs")
+    for variant in ("after", "no-watcher"):
+        if variant in runs:
+            under = sum(r["rss_gb"] <= MEMORY_TARGET_GB for r in runs[variant])
+            print(f"{variant}: peak RSS ≤ {MEMORY_TARGET_GB} GB in {under} of {len(runs[variant])} runs")
     (args.out / "idle-core.json").write_text(json.dumps(runs, indent=1))
 
 
