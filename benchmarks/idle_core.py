@@ -83,7 +83,9 @@ def main() -> None:
         for variant in variants:  # alternating, so drift in the machine's speed hits both alike
             runs[variant].append(run(recording, args.out, variant))
             r = runs[variant][-1]
-            print(f"run {i + 1} {variant}: {r['wall']:.0f} s, peak {r['rss_gb']:.2f} GB", file=sys.stderr, flush=True)
+            print(f"run {i + 1} {variant}: {r['wall']:.0f} s, peak {r['rss_gb']:.2f} GB, CPU {r['cpu']:.0f} s "
+                  f"(system {r['system']:.0f}), {r['minor_faults'] / 1e6:.1f} M faults", file=sys.stderr, flush=True)  # fmt: skip
+            (args.out / "idle-core.json").write_text(json.dumps(runs, indent=1))  # each run kept if stopped
     print(f"\n{recording.name}, count estimated, median of {args.runs} run(s) a side\n")
     print("| | wall s | diarise s | transcribe s | CPU s | system s | minor faults | peak RSS GB (highest) | walls |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
