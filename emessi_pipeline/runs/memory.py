@@ -63,8 +63,7 @@ def resident_bytes() -> int:
 
 class ReleasingFreedMemory:
     """Hands freed memory back whenever the process's resident size has stayed *growth_mb* above
-    the level it settled at after the last hand-back for *settle_s* seconds (a context manager;
-    read every *poll_s* seconds).
+    the last hand-back for *settle_s* seconds (a context manager; read every *poll_s* seconds).
 
     Between two Whisper blocks the decoder and the diarisation thread free and allocate hundreds
     of MB in glibc's two shared arenas, and the freed pages stay with the process until handed
@@ -74,8 +73,7 @@ class ReleasingFreedMemory:
     wall). Handing back whenever a single reading was 256 MB up did the same more slowly: the
     models' own transients (a batch of embeddings, a window's buffers) pass that in a second and
     go, and each hand-back then cost the faults of every free page the models were about to
-    reuse. A pile is what stays, so only the lowest reading of the last *settle_s* counts, against
-    the lowest of the first *settle_s* after the hand-back before. Only
+    reuse. A pile is what stays, so only the lowest reading of the last *settle_s* counts. Only
     freed memory is handed back, so results cannot change (BENCHMARKS.md, "Ninth round")."""
 
     def __init__(self, growth_mb: float, poll_s: float = 1.0, settle_s: float = 10.0):
@@ -83,7 +81,6 @@ class ReleasingFreedMemory:
         self.poll_s = poll_s
         self.window = max(1, math.ceil(settle_s / poll_s))
         self.releases = 0
-        self.level: int | None = None  # bytes the process settled at since the last hand-back
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -94,22 +91,19 @@ class ReleasingFreedMemory:
         return self
 
     def _run(self) -> None:
+        low = resident_bytes()
         # readings at least poll_s apart, so a full window spans settle_s whatever the load
         recent: collections.deque[int] = collections.deque(maxlen=self.window)
         while not self._stop.wait(self.poll_s):
-            recent.append(resident_bytes())
-            if len(recent) < self.window:
-                continue
-            floor = min(recent)
-            if self.level is None or floor < self.level:
-                # Measured from where the process settles after a hand-back, not from the reading
-                # just after it: the models take back the free pages they work in within seconds.
-                self.level = floor
-            elif floor - self.level > self.growth:
+            now = resident_bytes()
+            recent.append(now)
+            if len(recent) == self.window and min(recent) - low > self.growth:
                 release_freed_memory()
                 self.releases += 1
-                self.level = None
+                low = resident_bytes()  # what is left is in use: grow from there
                 recent.clear()
+            else:
+                low = min(low, now)  # a block's own hand-back lowered it
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
