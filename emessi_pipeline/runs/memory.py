@@ -13,11 +13,9 @@ few milliseconds and lowers the level the next block's transients start from.
 
 from __future__ import annotations
 
-import collections
 import ctypes
 import ctypes.util
 import functools
-import math
 import os
 import sys
 import threading
@@ -62,24 +60,20 @@ def resident_bytes() -> int:
 
 
 class ReleasingFreedMemory:
-    """Hands freed memory back whenever the process's resident size has stayed *growth_mb* above
-    the last hand-back for *settle_s* seconds (a context manager; read every *poll_s* seconds).
+    """Hands freed memory back whenever the process has grown by *growth_mb* since the last
+    hand-back (a context manager; the resident size is read every *poll_s* seconds).
 
     Between two Whisper blocks the decoder and the diarisation thread free and allocate hundreds
     of MB in glibc's two shared arenas, and the freed pages stay with the process until handed
     back: in the 2-hour run they piled up to 0.6 GB above what was in use by a block's end, and
     that pile, not live data, set the peak. Handing back on a clock (every 5 s) kept the peak
     down but doubled the page faults, as the models take the same pages again at once (+10 %
-    wall). Handing back whenever a single reading was 256 MB up did the same more slowly: the
-    models' own transients (a batch of embeddings, a window's buffers) pass that in a second and
-    go, and each hand-back then cost the faults of every free page the models were about to
-    reuse. A pile is what stays, so only the lowest reading of the last *settle_s* counts. Only
-    freed memory is handed back, so results cannot change (BENCHMARKS.md, "Ninth round")."""
+    wall); on growth, it runs only while a pile forms. Only freed memory is handed back, so
+    results cannot change (BENCHMARKS.md, "Ninth round")."""
 
-    def __init__(self, growth_mb: float, poll_s: float = 1.0, settle_s: float = 10.0):
+    def __init__(self, growth_mb: float, poll_s: float = 1.0):
         self.growth = growth_mb * 1e6
         self.poll_s = poll_s
-        self.window = max(1, math.ceil(settle_s / poll_s))
         self.releases = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -92,16 +86,12 @@ class ReleasingFreedMemory:
 
     def _run(self) -> None:
         low = resident_bytes()
-        # readings at least poll_s apart, so a full window spans settle_s whatever the load
-        recent: collections.deque[int] = collections.deque(maxlen=self.window)
         while not self._stop.wait(self.poll_s):
             now = resident_bytes()
-            recent.append(now)
-            if len(recent) == self.window and min(recent) - low > self.growth:
+            if now - low > self.growth:
                 release_freed_memory()
                 self.releases += 1
                 low = resident_bytes()  # what is left is in use: grow from there
-                recent.clear()
             else:
                 low = min(low, now)  # a block's own hand-back lowered it
 
