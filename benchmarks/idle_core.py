@@ -3,15 +3,15 @@ that takes blocks once diarisation is done, alternating, each run in an empty wo
 
 "before" is the default profile with `asr.blocks_from_seed: false` (one generator through the
 blocks, one decoder: the code path and cache keys of before 1 December 2026); "after" is the
-default profile. "no-watcher" is the default with `release_memory_growth_mb: 0` (freed memory
-handed back only at each Whisper block, as before the ninth round of BENCHMARKS.md); run it with
-`--only no-watcher`. Per run: wall, the stage times, CPU seconds (user + system, and system alone),
+default profile (since the tenth round of BENCHMARKS.md without the memory watcher). "watcher" is
+the default with `release_memory_growth_mb: 256` (freed memory also handed back as it piles up,
+the ninth round); run it with `--only watcher`. Per run: wall, the stage times, CPU seconds (user + system, and system alone),
 minor page faults and peak RSS of the child (wait4). Prints the medians, the ratio of the median walls, and whether every run of
 "after" stayed under the memory target; writes every run as JSON.
 
     .venv/bin/python benchmarks/idle_core.py --runs 3 --out /tmp/emessi-bench
     .venv/bin/python benchmarks/idle_core.py --runs 1 --only after   # memory and wall of main alone
-    .venv/bin/python benchmarks/idle_core.py --runs 1 --only no-watcher   # the same without the watcher
+    .venv/bin/python benchmarks/idle_core.py --runs 1 --only watcher   # the same with the memory watcher
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ def profile_file(out: Path, variant: str) -> Path:
     """The default profile, as "before" or "after", written where the run can read it."""
     data = yaml.safe_load((HERE.parent / "configs" / "default.yaml").read_text())
     data["asr"]["blocks_from_seed"] = variant != "before"
-    if variant == "no-watcher":
-        data["release_memory_growth_mb"] = 0
+    if variant == "watcher":
+        data["release_memory_growth_mb"] = 256
     path = out / f"profile-{variant}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
@@ -73,7 +73,7 @@ def run(recording: Path, out: Path, variant: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--only", choices=["before", "after", "no-watcher"], help="run one variant alone")
+    parser.add_argument("--only", choices=["before", "after", "watcher"], help="run one variant alone")
     parser.add_argument("--out", type=Path, default=Path("/tmp/emessi-bench"))
     args = parser.parse_args()
     recording = build(args.out / "recordings")["2h"]
@@ -99,7 +99,7 @@ def main() -> None:
               f"{', '.join(format(r['wall'], ',.0f') for r in rows)} |")  # fmt: skip
     if len(med) == 2:
         print(f"\nafter ÷ before (median walls): {med['after'] / med['before']:.2f} (target ≤ 0.85)")
-    for variant in ("after", "no-watcher"):
+    for variant in ("after", "watcher"):
         if variant in runs:
             under = sum(r["rss_gb"] <= MEMORY_TARGET_GB for r in runs[variant])
             print(f"{variant}: peak RSS ≤ {MEMORY_TARGET_GB} GB in {under} of {len(runs[variant])} runs")

@@ -217,7 +217,7 @@ class Profile(BaseModel):
     overlap_models: bool = True
     # While the models run, hand freed memory back to the system whenever the process has grown
     # by this many MB since the last hand-back; 0 never (memory only; results are the same).
-    release_memory_growth_mb: float = Field(default=256, ge=0)
+    release_memory_growth_mb: float = Field(default=0, ge=0)
     extract: ExtractConfig = ExtractConfig()
     asr: AsrConfig = AsrConfig()
     diarization: DiarizationConfig = DiarizationConfig()
