@@ -36,6 +36,7 @@ SETS = {
     "six more": ["sim05", "sim07", "sim09", "sim10", "sim04b", "sim06b"],
     "check": [f"chk{k:02d}" for k in range(4, 12)],
     "hold": [f"hold{k:02d}" for k in range(4, 12)],
+    "val": [f"val{k:02d}{b}" for k in range(4, 12) for b in ("", "b")],
     "finnish": [name for name, _ in sim.FINNISH],
 }
 
