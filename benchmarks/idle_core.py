@@ -3,11 +3,12 @@ that takes blocks once diarisation is done, alternating, each run in an empty wo
 
 "before" is the default profile with `asr.blocks_from_seed: false` (one generator through the
 blocks, one decoder: the code path and cache keys of before 1 December 2026); "after" is the
-default profile (since the tenth round of BENCHMARKS.md without the memory watcher). "watcher" is
-the default with `release_memory_growth_mb: 256` (freed memory also handed back as it piles up,
-the ninth round); run it with `--only watcher`. Per run: wall, the stage times, CPU seconds (user + system, and system alone),
-minor page faults and peak RSS of the child (wait4). Prints the medians, the ratio of the median walls, and whether every run of
-"after" stayed under the memory target; writes every run as JSON.
+default profile (without the memory watcher since the tenth round of BENCHMARKS.md); "watcher"
+is the default with `release_memory_growth_mb: 256` (freed memory also handed back as it piles
+up, the ninth round); run it with `--only watcher`. Per run: wall, the stage times, CPU seconds
+(user + system, and system alone), minor page faults and peak RSS of the child (wait4). Prints
+the medians, the ratio of the median walls, and whether every run of "after" and "watcher"
+stayed under the memory target; writes every run as JSON as it ends.
 
     .venv/bin/python benchmarks/idle_core.py --runs 3 --out /tmp/emessi-bench
     .venv/bin/python benchmarks/idle_core.py --runs 1 --only after   # memory and wall of main alone
@@ -36,7 +37,7 @@ MEMORY_TARGET_GB = 2.5  # GB here: /usr/bin/time's kbytes / 10^6, as everywhere 
 
 
 def profile_file(out: Path, variant: str) -> Path:
-    """The default profile, as "before" or "after", written where the run can read it."""
+    """The default profile as *variant* ("before", "after", "watcher"), written for the run."""
     data = yaml.safe_load((HERE.parent / "configs" / "default.yaml").read_text())
     data["asr"]["blocks_from_seed"] = variant != "before"
     if variant == "watcher":
@@ -103,7 +104,6 @@ def main() -> None:
         if variant in runs:
             under = sum(r["rss_gb"] <= MEMORY_TARGET_GB for r in runs[variant])
             print(f"{variant}: peak RSS ≤ {MEMORY_TARGET_GB} GB in {under} of {len(runs[variant])} runs")
-    (args.out / "idle-core.json").write_text(json.dumps(runs, indent=1))
 
 
 if __name__ == "__main__":

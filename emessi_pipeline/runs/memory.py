@@ -68,8 +68,9 @@ class ReleasingFreedMemory:
     back: in the 2-hour run they piled up to 0.6 GB above what was in use by a block's end, and
     that pile, not live data, set the peak. Handing back on a clock (every 5 s) kept the peak
     down but doubled the page faults, as the models take the same pages again at once (+10 %
-    wall); on growth, it runs only while a pile forms. Only freed memory is handed back, so
-    results cannot change (BENCHMARKS.md, "Ninth round")."""
+    wall); on growth, it still costs about 5 % of the wall, so profiles leave it off (0) unless
+    memory is short. Only freed memory is handed back, so results cannot change (BENCHMARKS.md,
+    "Ninth round" and "Tenth round")."""
 
     def __init__(self, growth_mb: float, poll_s: float = 1.0):
         self.growth = growth_mb * 1e6
