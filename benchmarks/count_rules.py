@@ -41,8 +41,9 @@ SETS = {
 }
 
 
-def collect(folder: Path, out: Path) -> dict[str, dict]:
-    """{clip: {unit, upper, true}}: the inputs of estimate_count under the default profile."""
+def collect(folder: Path, out: Path, names: list[str] | None = None) -> dict[str, dict]:
+    """{clip: {unit, upper, true}}: the inputs of estimate_count under the default profile
+    (of the clips in *names*, or of all)."""
     captured = {}
     original = diarize.estimate_count
 
@@ -52,7 +53,7 @@ def collect(folder: Path, out: Path) -> dict[str, dict]:
 
     diarize.estimate_count = spy
     cfg = tune.load_profile("default").diarization
-    clips = tune.clips() + sim.clips(folder)
+    clips = [c for c in tune.clips() + sim.clips(folder) if names is None or c.name in names]
     out.mkdir(parents=True, exist_ok=True)
     data = {}
     try:
