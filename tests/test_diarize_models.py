@@ -87,3 +87,37 @@ def test_count_of_a_long_meeting_is_taken_on_every_kth_embedding_with_the_same_r
     full = estimate_count(unit, 1, 11, "ahc", 0.3, min_share=0.01, min_size=12, max_embeddings=10**6)
     sampled = estimate_count(unit, 1, 11, "ahc", 0.3, min_share=0.01, min_size=12, max_embeddings=1000)
     assert full == sampled == 4
+
+
+def _voices(rng, centres, sizes, spread=0.08):
+    import numpy as np
+
+    unit = np.concatenate([c + rng.normal(0, spread, (k, len(c))) for c, k in zip(centres, sizes)])
+    return unit / np.linalg.norm(unit, axis=1, keepdims=True)
+
+
+def test_clustering_with_the_count_keeps_two_quiet_voices_apart_where_kmeans_splits_a_talkative_one():
+    import numpy as np
+    from sklearn.metrics import adjusted_rand_score
+
+    from emessi_pipeline.stages.diarize import cluster_embeddings
+
+    e = np.eye(16)
+    # one voice heard at length in two manners of speaking; two quiet voices near each other
+    centres = [e[0] + 0.35 * e[1], e[0] - 0.35 * e[1], e[2] + 0.45 * e[3], e[2] - 0.45 * e[3]]
+    unit = _voices(np.random.default_rng(3), centres, (1200, 1200, 60, 60))
+    truth = np.repeat([0, 0, 1, 2], (1200, 1200, 60, 60))
+    assert adjusted_rand_score(truth, cluster_embeddings(unit, 3, "kmeans-tree")) == 1.0
+    # KMeans from random starts fits its objective better by halving the talkative voice
+    assert adjusted_rand_score(truth, cluster_embeddings(unit, 3, "kmeans")) < 0.5
+
+
+def test_clustering_with_the_count_starts_at_random_when_no_cut_has_enough_large_clusters():
+    import numpy as np
+
+    from emessi_pipeline.stages.diarize import cluster_embeddings
+
+    unit = _voices(np.random.default_rng(4), list(np.eye(8)[:3]), (5, 5, 5))  # a short clip: 5 each
+    tree = cluster_embeddings(unit, 3, "kmeans-tree", min_size=12)
+    assert np.array_equal(tree, cluster_embeddings(unit, 3, "kmeans"))
+    assert len(set(tree)) == 3

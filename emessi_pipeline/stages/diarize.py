@@ -26,7 +26,7 @@ class SpeakerCount:
 
 
 COUNT_METHODS = ("ahc", "eigengap", "silhouette")
-CLUSTER_METHODS = ("kmeans", "ahc-kmeans", "spectral")
+CLUSTER_METHODS = ("kmeans-tree", "kmeans", "ahc-kmeans", "spectral")
 
 
 def estimate_count(unit: np.ndarray, lower: int, upper: int, method: str = "ahc", threshold: float = 0.25,
@@ -103,14 +103,28 @@ def _kmeans(unit: np.ndarray, k: int, init: np.ndarray | None = None) -> np.ndar
     return KMeans(n_clusters=k, init=init, n_init=1, random_state=42).fit_predict(unit)
 
 
-def cluster_embeddings(unit: np.ndarray, k: int, method: str = "kmeans") -> np.ndarray:
-    """Labels 0..k-1 for unit-length embeddings, by KMeans, by average-linkage clustering
-    refined with KMeans from its centroids (``ahc-kmeans``), or by spectral clustering on the
-    pruned cosine affinity (``spectral``)."""
+def cluster_embeddings(unit: np.ndarray, k: int, method: str = "kmeans-tree", min_size: int = 12,
+                       max_embeddings: int = 4000) -> np.ndarray:  # fmt: skip
+    """Labels 0..k-1 for unit-length embeddings.
+
+    ``kmeans-tree``: KMeans started from the centroids of the k largest clusters of the
+    average-linkage tree, at the highest cut where k clusters hold at least *min_size*
+    embeddings each (the tree sampled to *max_embeddings*, as :func:`estimate_count` does); when
+    no cut has k such clusters (short recordings), KMeans from k-means++ starts as ``kmeans``.
+    KMeans from random starts settles, in a long meeting, on splitting a voice with many
+    embeddings and joining two with few, which fits its objective better than the true split
+    (docs/accuracy.md, "Clustering with the count known"); the tree keeps the small voices apart.
+    ``kmeans``: KMeans from three k-means++ starts. ``ahc-kmeans``: the tree cut into k clusters,
+    whatever their size, refined by KMeans from their centroids. ``spectral``: spectral
+    clustering on the pruned cosine affinity.
+    """
     if len(unit) <= k:
         return np.arange(len(unit))
     if k == 1:
         return np.zeros(len(unit), dtype=int)
+    if method == "kmeans-tree":
+        start = _tree_start(unit, k, min_size, max_embeddings)
+        return _kmeans(unit, k) if start is None else _kmeans(unit, k, init=start)
     if method == "kmeans":
         return _kmeans(unit, k)
     if method == "ahc-kmeans":
@@ -127,6 +141,27 @@ def cluster_embeddings(unit: np.ndarray, k: int, method: str = "kmeans") -> np.n
         spectral /= np.maximum(np.linalg.norm(spectral, axis=1, keepdims=True), 1e-10)
         return _kmeans(spectral, k)
     raise ValueError(f"unknown clustering method {method!r} (known: {', '.join(CLUSTER_METHODS)})")
+
+
+def _tree_start(unit: np.ndarray, k: int, min_size: int, max_embeddings: int) -> np.ndarray | None:
+    """Centroids of the k largest clusters at the highest average-linkage cut where k clusters
+    hold at least *min_size* embeddings each, or None when no cut has k such clusters."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    stride = -(-len(unit) // max_embeddings)
+    sample = unit[::stride]
+    if len(sample) < 2:
+        return None
+    tree = linkage(sample, method="average", metric="cosine")
+    for clusters in range(k, len(sample) + 1):
+        labels = fcluster(tree, clusters, "maxclust")
+        sizes = np.bincount(labels) * stride
+        large = [c for c in np.argsort(-sizes, kind="stable") if c > 0 and sizes[c] >= min_size]
+        if len(large) >= k:
+            return np.stack([sample[labels == c].mean(axis=0) for c in large[:k]])
+        if sizes.max() < min_size:
+            break  # finer cuts only shrink the clusters
+    return None
 
 
 def offline_clustering(config: DiarizationConfig):
@@ -159,7 +194,8 @@ def offline_clustering(config: DiarizationConfig):
                     config.count_threshold, config.count_min_share, config.count_min_size,
                     config.count_max_embeddings,
                 )
-            return cluster_embeddings(unit, num_clusters, config.clustering)
+            return cluster_embeddings(unit, num_clusters, config.clustering, config.count_min_size,
+                                      config.count_max_embeddings)  # fmt: skip
 
     return OfflineClustering()
 
