@@ -10,8 +10,8 @@ simulated_meetings.py score has run), then applies `diarize.estimate_count` to t
 setting. The tuning side is the real tuning clips and the first four simulated meetings; the rule
 is chosen there by counts exact, then mean absolute error, then nearness to the old cut (0.30).
 The other sets are shown, not used: the six later meetings, the eight check meetings built after
-the rule was fixed, the eight hold meetings built later still, the held-out real clips and the
-generated Finnish meetings.
+the rule was fixed, the eight hold meetings built later still, the sixteen val meetings (built on 30 November,
+scored once with the rule unchanged), the held-out real clips and the generated Finnish meetings.
 """
 
 from __future__ import annotations
