@@ -3,8 +3,8 @@
     nice -n 19 .venv/bin/python benchmarks/count_alternatives.py             # after count_rules.py's caches
     nice -n 19 .venv/bin/python benchmarks/count_alternatives.py --stretches # + long-stretch CAM++/GE2E, ~1 h cold
 
-The tuning side is every clip and simulated meeting built before the val set (the real tuning
-clips, sim*, chk*, hold*); the val meetings are never read here. Families, each a grid:
+The tuning side here is the 26 simulated meetings built before the val set (sim*, chk*, hold*;
+on 30-s clips every rule counts alike); the val meetings are never read here. Families, each a grid:
 
 * ``ahc``: the shipped rule (average-linkage cut, clusters under 1 % / 12 embeddings not
   counted) at other cuts.
@@ -40,7 +40,6 @@ import tune_diarization as tune  # noqa: E402
 
 MEETINGS = ([f"sim{k:02d}" for k in (4, 6, 8, 11)] + count_rules.SETS["six more"] + count_rules.SETS["check"]
             + count_rules.SETS["hold"])  # fmt: skip
-REAL = ["trn00", "trn03", "trn06", "trn09", "sample", "pyaa4", "jfk"]
 
 
 def substantial(sizes: np.ndarray, n: int, share: float = 0.01, size: int = 12) -> int:
@@ -170,7 +169,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=tune.CACHE / "count-inputs")
     parser.add_argument("--stretches", action="store_true", help="also the long-stretch embeddings (slow)")
     args = parser.parse_args()
-    data = count_rules.collect(args.sim, args.cache, MEETINGS + REAL)
+    data = count_rules.collect(args.sim, args.cache, MEETINGS)
     names = [n for n in MEETINGS if n in data]
     true = {n: d["true"] for n, d in data.items()}
     upper = {n: d["upper"] for n, d in data.items()}
