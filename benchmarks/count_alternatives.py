@@ -3,8 +3,8 @@
     nice -n 19 .venv/bin/python benchmarks/count_alternatives.py             # after count_rules.py's caches
     nice -n 19 .venv/bin/python benchmarks/count_alternatives.py --stretches # + long-stretch CAM++/GE2E, ~1 h cold
 
-The tuning side here is the 26 simulated meetings built before the val set (sim*, chk*, hold*;
-on 30-s clips every rule counts alike); the val meetings are never read here. Families, each a grid:
+The tuning side here is the 26 simulated meetings built before the val set (sim*, chk*, hold*);
+the val meetings are never read here. Families, each a grid:
 
 * ``ahc``: the shipped rule (average-linkage cut, clusters under 1 % / 12 embeddings not
   counted) at other cuts.
