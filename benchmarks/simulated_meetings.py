@@ -102,6 +102,16 @@ MEETINGS = [  # (name, participants, absent members, minutes, seed)
     ("val09b", 9, 1, 10.0, 609),
     ("val10b", 10, 1, 15.0, 610),
     ("val11b", 11, 0, 12.0, 611),
+    # test (30 November): listed before it was built, after the val set had been looked at twice
+    # (the count rule, then the clustering); for the choice of clustering start made after that
+    ("tst04", 4, 1, 10.0, 704),
+    ("tst05", 5, 2, 12.0, 705),
+    ("tst06", 6, 1, 10.0, 706),
+    ("tst07", 7, 0, 12.0, 707),
+    ("tst08", 8, 2, 10.0, 708),
+    ("tst09", 9, 0, 12.0, 709),
+    ("tst10", 10, 1, 10.0, 710),
+    ("tst11", 11, 0, 12.0, 711),
 ]
 
 # Generated Finnish meetings (espeak-ng voices, turns one after another, no overlap): the shipped
