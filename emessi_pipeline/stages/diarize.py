@@ -107,13 +107,15 @@ def cluster_embeddings(unit: np.ndarray, k: int, method: str = "kmeans-tree", mi
                        max_embeddings: int = 4000) -> np.ndarray:  # fmt: skip
     """Labels 0..k-1 for unit-length embeddings.
 
-    ``kmeans-tree``: KMeans started from the centroids of the k largest clusters of the
-    average-linkage tree, at the highest cut where k clusters hold at least *min_size*
-    embeddings each (the tree sampled to *max_embeddings*, as :func:`estimate_count` does); when
-    no cut has k such clusters (short recordings), KMeans from k-means++ starts as ``kmeans``.
-    KMeans from random starts settles, in a long meeting, on splitting a voice with many
-    embeddings and joining two with few, which fits its objective better than the true split
-    (docs/accuracy.md, "Clustering with the count known"); the tree keeps the small voices apart.
+    ``kmeans-tree``: KMeans from the centroids of the k largest clusters of the average-linkage
+    tree, at the highest cut where k clusters hold at least *min_size* embeddings each (the tree
+    sampled to *max_embeddings*, as :func:`estimate_count` does), and KMeans from k-means++
+    starts as ``kmeans``: whichever partition has the higher cosine silhouette (on the same
+    sample). In a long meeting, random starts settle on splitting a voice with many embeddings
+    and joining two with few, which fits KMeans's objective better than the true split, so
+    inertia cannot choose (docs/accuracy.md, "Clustering with the count known"); the tree keeps
+    small voices apart but sometimes starts from two parts of one voice. When no cut has k such
+    clusters (short recordings), the k-means++ partition.
     ``kmeans``: KMeans from three k-means++ starts. ``ahc-kmeans``: the tree cut into k clusters,
     whatever their size, refined by KMeans from their centroids. ``spectral``: spectral
     clustering on the pruned cosine affinity.
@@ -123,8 +125,14 @@ def cluster_embeddings(unit: np.ndarray, k: int, method: str = "kmeans-tree", mi
     if k == 1:
         return np.zeros(len(unit), dtype=int)
     if method == "kmeans-tree":
+        random_start = _kmeans(unit, k)
         start = _tree_start(unit, k, min_size, max_embeddings)
-        return _kmeans(unit, k) if start is None else _kmeans(unit, k, init=start)
+        if start is None:
+            return random_start
+        tree_start = _kmeans(unit, k, init=start)
+        stride = -(-len(unit) // max_embeddings)
+        fit = [_silhouette(unit[::stride], labels[::stride]) for labels in (tree_start, random_start)]
+        return tree_start if fit[0] >= fit[1] else random_start
     if method == "kmeans":
         return _kmeans(unit, k)
     if method == "ahc-kmeans":
@@ -141,6 +149,14 @@ def cluster_embeddings(unit: np.ndarray, k: int, method: str = "kmeans-tree", mi
         spectral /= np.maximum(np.linalg.norm(spectral, axis=1, keepdims=True), 1e-10)
         return _kmeans(spectral, k)
     raise ValueError(f"unknown clustering method {method!r} (known: {', '.join(CLUSTER_METHODS)})")
+
+
+def _silhouette(unit: np.ndarray, labels: np.ndarray) -> float:
+    from sklearn.metrics import silhouette_score
+
+    if not 1 < len(set(labels)) < len(labels):
+        return -1.0
+    return float(silhouette_score(unit, labels, metric="cosine"))
 
 
 def _tree_start(unit: np.ndarray, k: int, min_size: int, max_embeddings: int) -> np.ndarray | None:
