@@ -88,7 +88,8 @@ class DiarizationConfig(Section):
     embedding_partial_step_s: float = Field(0.8, gt=0, le=5.0)
     # A local speaker with less than this share of a chunk on their own is assigned, not clustered.
     min_active_ratio: float = Field(0.2, ge=0, lt=1)
-    # kmeans-tree: KMeans started from the average-linkage tree's large clusters (docs/accuracy.md)
+    # kmeans-tree: KMeans from the average-linkage tree's large clusters or from k-means++ starts,
+    # whichever partition has the higher silhouette (docs/accuracy.md)
     clustering: Literal["kmeans-tree", "kmeans", "ahc-kmeans", "spectral"] = "kmeans-tree"
     constrained_assignment: bool = False  # two local speakers of one chunk never share a cluster
     batch_size: int = Field(32, ge=1)

@@ -55,8 +55,7 @@ def estimate_count(unit: np.ndarray, lower: int, upper: int, method: str = "ahc"
     if method == "ahc":
         from scipy.cluster.hierarchy import fcluster, linkage
 
-        stride = -(-n // max_embeddings)
-        sample = unit[::stride]
+        sample, stride = _every_kth(unit, max_embeddings)
         labels = fcluster(linkage(sample, method="average", metric="cosine"), threshold, "distance")
         sizes = np.bincount(labels) * stride
         found = max(1, int(np.sum(sizes >= max(1.0, min(min_size, min_share * n)))))
@@ -130,8 +129,8 @@ def cluster_embeddings(unit: np.ndarray, k: int, method: str = "kmeans-tree", mi
         if start is None:
             return random_start
         tree_start = _kmeans(unit, k, init=start)
-        stride = -(-len(unit) // max_embeddings)
-        fit = [_silhouette(unit[::stride], labels[::stride]) for labels in (tree_start, random_start)]
+        sample, stride = _every_kth(unit, max_embeddings)
+        fit = [_silhouette(sample, labels[::stride]) for labels in (tree_start, random_start)]
         return tree_start if fit[0] >= fit[1] else random_start
     if method == "kmeans":
         return _kmeans(unit, k)
@@ -151,6 +150,12 @@ def cluster_embeddings(unit: np.ndarray, k: int, method: str = "kmeans-tree", mi
     raise ValueError(f"unknown clustering method {method!r} (known: {', '.join(CLUSTER_METHODS)})")
 
 
+def _every_kth(unit: np.ndarray, max_embeddings: int) -> tuple[np.ndarray, int]:
+    """At most *max_embeddings* of *unit*, every k-th in time order, and k."""
+    stride = -(-len(unit) // max_embeddings)
+    return unit[::stride], stride
+
+
 def _silhouette(unit: np.ndarray, labels: np.ndarray) -> float:
     from sklearn.metrics import silhouette_score
 
@@ -164,8 +169,7 @@ def _tree_start(unit: np.ndarray, k: int, min_size: int, max_embeddings: int) ->
     hold at least *min_size* embeddings each, or None when no cut has k such clusters."""
     from scipy.cluster.hierarchy import fcluster, linkage
 
-    stride = -(-len(unit) // max_embeddings)
-    sample = unit[::stride]
+    sample, stride = _every_kth(unit, max_embeddings)
     if len(sample) < 2:
         return None
     tree = linkage(sample, method="average", metric="cosine")
